@@ -1,0 +1,238 @@
+"""The ``ingest-platform`` command: demo, dev, sandbox, parse-page, scrub.
+
+Every import beyond the standard library happens inside the command that needs it, so
+``ingest-platform --help`` answers instantly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_SANDBOX_PORT = 8765
+POOL_LIMITS = {"scraper_tiktok": 2, "scraper_facebook": 1, "warehouse": 1}
+
+
+def prepare_home(home: Path | None = None) -> Path:
+    """Create DAGSTER_HOME with the project's dagster.yaml, and export it for this process."""
+    home = (home or Path(os.environ.get("DAGSTER_HOME") or REPO_ROOT / ".dagster_home")).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    source = REPO_ROOT / "dagster.yaml"
+    if source.exists() and not (home / "dagster.yaml").exists():
+        shutil.copyfile(source, home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def apply_pool_limits(instance: Any) -> None:
+    for pool, limit in POOL_LIMITS.items():
+        instance.event_log_storage.set_concurrency_slots(pool, limit)
+
+
+def start_sandbox(port: int) -> Any:
+    """Start the local TikTok stand-in; a busy port falls back to a free one."""
+    from ingest_platform.sandbox.server import SandboxServer
+
+    server = SandboxServer(port=port)
+    try:
+        server.start()
+    except OSError:
+        server = SandboxServer(port=0)
+        server.start()
+    return server
+
+
+def sandbox_environment(server: Any) -> dict[str, str]:
+    """Settings that point the platform at a running sandbox."""
+    from ingest_platform.sandbox.server import default_targets
+
+    return {"TIKTOK_BASE_URL": server.base_url, "TIKTOK_TARGETS": ",".join(default_targets(server.content))}
+
+
+def seed_landing_zone(landing: Path) -> dict[str, Any]:
+    """Drop demo order files (with a few bad rows and one corrupt file) into the landing zone."""
+    from ingest_platform.sandbox.orders import write_malformed_file, write_order_files
+
+    landing.mkdir(parents=True, exist_ok=True)
+    truth = write_order_files(
+        landing, n_files=3, rows_per_file=2_000, fmt="jsonl", seed=11, bad_rows_per_file=2
+    )
+    corrupt = write_malformed_file(landing, "corrupt_json")
+    return {"files": len(truth.files) + 1, "orders": len(truth.order_ids), "corrupt_file": corrupt.name}
+
+
+def _check_results(instance: Any, run_id: str) -> list[tuple[str, str, bool]]:
+    from dagster import DagsterEventType
+
+    records = instance.get_records_for_run(
+        run_id, of_type={DagsterEventType.ASSET_CHECK_EVALUATION}, limit=1000
+    ).records
+    results = []
+    for record in records:
+        evaluation = record.event_log_entry.dagster_event.event_specific_data
+        results.append(
+            (evaluation.asset_check_key.asset_key.to_user_string(), evaluation.check_name, evaluation.passed)
+        )
+    return results
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    home = prepare_home(Path(args.home) if args.home else None)
+    os.environ.setdefault("INGEST_ENV", "local")
+    print(f"DAGSTER_HOME={home}")
+    server = start_sandbox(args.port)
+    print(f"Sandbox TikTok at {server.base_url}")
+    try:
+        os.environ.update(sandbox_environment(server))
+        landing = Path(os.environ.get("ORDERS_LANDING_URI") or home / "landing" / "orders")
+        seeded = seed_landing_zone(landing)
+        print(f"Landing zone {landing}: {seeded['files']} order files ({seeded['orders']} orders, 1 corrupt)")
+
+        from dagster import DagsterInstance
+
+        from ingest_platform.definitions import defs
+
+        instance = DagsterInstance.get()
+        apply_pool_limits(instance)
+        partition = datetime.now(UTC).strftime("%Y-%m-%d")
+        outcomes = []
+        for job_name, partition_key in (("tiktok_posts_job", partition), ("orders_job", None)):
+            print(f"Running {job_name}{f' for {partition_key}' if partition_key else ''} …", flush=True)
+            job = defs.get_job_def(job_name)
+            result = job.execute_in_process(
+                instance=instance, partition_key=partition_key, raise_on_error=False
+            )
+            outcomes.append((job_name, result.run_id, result.success))
+
+        warehouse = defs.resources["warehouse"]
+        with warehouse.open() as wh:
+            counts = wh.table_row_counts()
+        print("\n=== ingest_platform demo summary ===")
+        for job_name, run_id, success in outcomes:
+            print(f"run {job_name}: {'SUCCESS' if success else 'FAILURE'} ({run_id})")
+        print("rows per table:")
+        for table, rows in sorted(counts.items()):
+            print(f"  {table:<16} {rows:>8}")
+        checks = [check for _, run_id, _ in outcomes for check in _check_results(instance, run_id)]
+        passed = sum(1 for check in checks if check[2])
+        print(f"checks: {passed} passed, {len(checks) - passed} failed")
+        for asset_key, check_name, ok in checks:
+            print(f"  [{'PASS' if ok else 'FAIL'}] {asset_key}.{check_name}")
+        print(f"warehouse file: {warehouse.duckdb_path}")
+        print("open the UI: make dev  →  http://127.0.0.1:3000 (runs above are in its run history)")
+        return 0 if all(success for _, _, success in outcomes) else 1
+    finally:
+        server.stop()
+
+
+def run_dev(args: argparse.Namespace) -> int:
+    home = prepare_home(Path(args.home) if args.home else None)
+    os.environ.setdefault("INGEST_ENV", "local")
+    server = start_sandbox(args.sandbox_port)
+    env = {**os.environ, **sandbox_environment(server)}
+    from dagster import DagsterInstance
+
+    apply_pool_limits(DagsterInstance.get())
+    print(f"Sandbox TikTok at {server.base_url}; DAGSTER_HOME={home}; UI at http://{args.host}:{args.port}")
+    command = [
+        sys.executable, "-m", "dagster", "dev", "-h", args.host, "-p", str(args.port),
+        "-w", str(REPO_ROOT / "workspace.yaml"),
+    ]  # fmt: skip
+    # Own process group: dagster dev ignores SIGTERM otherwise and leaves orphans (REFERENCE §8).
+    process = subprocess.Popen(command, env=env, start_new_session=True)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+        server.stop()
+
+
+def run_sandbox(args: argparse.Namespace) -> int:
+    from ingest_platform.sandbox.server import serve_forever
+
+    serve_forever(args.host, args.port)
+    return 0
+
+
+def run_parse_page(args: argparse.Namespace) -> int:
+    from ingest_platform.scraping.tiktok_page import parse_file_to_jsonl
+
+    for line in parse_file_to_jsonl(
+        Path(args.file), source_url=args.url or Path(args.file).resolve().as_uri()
+    ):
+        print(line)
+    return 0
+
+
+def run_scrub(args: argparse.Namespace) -> int:
+    from ingest_platform.privacy.keys import resolve_key
+    from ingest_platform.privacy.text_scrubber import TextScrubber, scrub_lines
+    from ingest_platform.privacy.tokens import Pseudonymizer
+
+    home = prepare_home(Path(args.home) if args.home else None)
+    material = resolve_key(os.environ.get("PRIVACY_HMAC_KEY"), env=os.environ.get("INGEST_ENV", "local"),
+                           instance_dir=home)  # fmt: skip
+    scrubber = TextScrubber(Pseudonymizer(material.key, material.key_id), default_region=args.region)
+    for line in scrub_lines((raw.rstrip("\n") for raw in sys.stdin), scrubber):
+        print(line, flush=True)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ingest-platform", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="run every asset end to end on DuckDB against the sandbox")
+    demo.add_argument("--home", help="DAGSTER_HOME (default ./.dagster_home)")
+    demo.add_argument("--port", type=int, default=DEFAULT_SANDBOX_PORT, help="sandbox port")
+    demo.set_defaults(handler=run_demo)
+
+    dev = commands.add_parser("dev", help="dagster dev on loopback with the sandbox running")
+    dev.add_argument("--home")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=3000)
+    dev.add_argument("--sandbox-port", type=int, default=DEFAULT_SANDBOX_PORT)
+    dev.set_defaults(handler=run_dev)
+
+    sandbox = commands.add_parser("sandbox", help="serve the local TikTok stand-in in the foreground")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=DEFAULT_SANDBOX_PORT)
+    sandbox.set_defaults(handler=run_sandbox)
+
+    parse_page = commands.add_parser(
+        "parse-page", help="print posts and page status of a saved page as JSON lines"
+    )
+    parse_page.add_argument("file", help="a saved TikTok page (.html) or a webapp.* JSON value")
+    parse_page.add_argument("--url", help="source URL to record (default: the file's URI)")
+    parse_page.set_defaults(handler=run_parse_page)
+
+    scrub = commands.add_parser("scrub", help="scrub PII from stdin lines; one JSON line per input")
+    scrub.add_argument("--home")
+    scrub.add_argument("--region", default="US", help="default phone region for national numbers")
+    scrub.set_defaults(handler=run_scrub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

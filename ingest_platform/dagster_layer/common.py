@@ -1,0 +1,65 @@
+"""Small pieces every asset module shares: partitions, query tags, dead-letter spooling, metadata."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from dagster import AssetExecutionContext, DailyPartitionsDefinition, MetadataValue
+
+from ingest_platform.models import DeadLetter
+from ingest_platform.raw_store import RawStore
+
+# A partition is the day the scrape ran; end_offset=1 makes today materializable.
+daily_partitions = DailyPartitionsDefinition(start_date="2026-01-01", end_offset=1)
+
+
+def query_tag(context: AssetExecutionContext) -> str:
+    """Tag for warehouse statements, so cost can be attributed to an asset and a run."""
+    return f"ingest_platform:{context.asset_key.to_user_string()}:{context.run.run_id[:8]}"
+
+
+def spool_dead_letters(
+    context: AssetExecutionContext,
+    raw_store: RawStore,
+    *,
+    source: str,
+    batch_key: str,
+    letters: Iterable[DeadLetter],
+) -> int:
+    """Keep rejected records (with raw payloads) in the raw store; ``dead_letters`` loads them scrubbed.
+
+    The batch key makes a rerun replace its own rejects instead of adding a second copy.
+    """
+    stamped = [
+        letter.model_copy(
+            update={"run_id": context.run.run_id, "partition_key": letter.partition_key or batch_key}
+        )
+        for letter in letters
+    ]
+    raw_store.write_dead_letters(source, batch_key, stamped)
+    if stamped:
+        reasons: dict[str, int] = {}
+        for letter in stamped:
+            reasons[letter.reason.split(":")[0]] = reasons.get(letter.reason.split(":")[0], 0) + 1
+        context.log.warning(f"{len(stamped)} record(s) dead-lettered from {source}: {reasons}")
+    return len(stamped)
+
+
+def numeric_metadata(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Ints and floats as typed metadata so the UI plots them over time."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, bool):
+            out[key] = MetadataValue.bool(value)
+        elif isinstance(value, int):
+            out[key] = MetadataValue.int(value)
+        elif isinstance(value, float):
+            out[key] = MetadataValue.float(value)
+        else:
+            out[key] = value
+    return out
+
+
+def rate(numerator: int, denominator: int) -> float:
+    return numerator / denominator if denominator else 0.0

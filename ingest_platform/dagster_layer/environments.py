@@ -1,0 +1,111 @@
+"""One resources dict per environment (``INGEST_ENV=local|prod``), as hooli-data-eng does.
+
+``local``: embedded DuckDB, raw data and keys under DAGSTER_HOME, the sandbox's base URL, short
+politeness delays. ``prod``: Snowflake and every secret through ``EnvVar``; a missing or default
+privacy key stops the code location from loading.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from dagster import EnvVar
+
+from ingest_platform.dagster_layer.resources import (
+    EmbeddingResource,
+    LandingZoneResource,
+    PrivacyResource,
+    ProxyPoolResource,
+    RawStoreResource,
+    ThresholdsResource,
+    TikTokScraperResource,
+    WarehouseResource,
+    dagster_home,
+)
+
+SANDBOX_DEFAULT_URL = "http://127.0.0.1:8765"
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name) or default
+
+
+def local_resources() -> dict[str, Any]:
+    home = dagster_home()
+    return {
+        "warehouse": WarehouseResource(
+            engine="duckdb", duckdb_path=_env("INGEST_DUCKDB_PATH", str(home / "warehouse.duckdb"))
+        ),
+        "raw_store": RawStoreResource(uri=_env("INGEST_RAW_URI", str(home / "raw"))),
+        "landing": LandingZoneResource(
+            uri=_env("ORDERS_LANDING_URI", str(home / "landing" / "orders")),
+            buffer_count_records=int(_env("ORDERS_BUFFER_COUNT_RECORDS", "10000")),
+            buffer_flush_seconds=int(_env("ORDERS_BUFFER_FLUSH_SECONDS", "60")),
+        ),
+        "proxy_pool": ProxyPoolResource(proxy_list=_env("PROXY_LIST", "")),
+        "tiktok_scraper": TikTokScraperResource(
+            base_url=_env("TIKTOK_BASE_URL", SANDBOX_DEFAULT_URL),
+            targets=_env("TIKTOK_TARGETS", ""),
+            browser_executable=os.environ.get("INGEST_BROWSER_PATH"),
+            min_delay_s=float(_env("SCRAPER_MIN_DELAY_S", "0.2")),
+            max_delay_s=float(_env("SCRAPER_MAX_DELAY_S", "0.6")),
+            list_wait_s=float(_env("SCRAPER_LIST_WAIT_S", "10")),
+        ),
+        "privacy": PrivacyResource(hmac_key=os.environ.get("PRIVACY_HMAC_KEY"), environment="local"),
+        "embeddings": EmbeddingResource(
+            provider=_env("EMBEDDINGS_PROVIDER", "local"),  # type: ignore[arg-type]
+            cache_dir=str(home / "cache"),
+        ),
+        "thresholds": ThresholdsResource(),
+    }
+
+
+def prod_resources() -> dict[str, Any]:
+    from ingest_platform.privacy.keys import resolve_key
+
+    # Fail at load, not at 3 a.m. in the first run: a prod deployment without a real key must not start.
+    resolve_key(os.environ.get("PRIVACY_HMAC_KEY"), env="prod", instance_dir=dagster_home())
+    return {
+        "warehouse": WarehouseResource(
+            engine="snowflake",
+            snowflake_account=EnvVar("SNOWFLAKE_ACCOUNT"),
+            snowflake_user=EnvVar("SNOWFLAKE_USER"),
+            snowflake_password=EnvVar("SNOWFLAKE_PASSWORD"),
+            snowflake_role=_env("SNOWFLAKE_ROLE", "INGEST_LOADER"),
+            snowflake_database=EnvVar("SNOWFLAKE_DATABASE"),
+            snowflake_schema=_env("SNOWFLAKE_SCHEMA", "INGEST"),
+            snowflake_warehouse=EnvVar("SNOWFLAKE_WAREHOUSE"),
+            warehouse_size=_env("SNOWFLAKE_WAREHOUSE_SIZE", "XSMALL"),
+            credit_price_usd=float(_env("SNOWFLAKE_CREDIT_PRICE_USD", "3.0")),
+        ),
+        "raw_store": RawStoreResource(uri=EnvVar("INGEST_RAW_URI")),
+        "landing": LandingZoneResource(uri=EnvVar("ORDERS_LANDING_URI")),
+        "proxy_pool": ProxyPoolResource(proxy_list=EnvVar("PROXY_LIST")),
+        "tiktok_scraper": TikTokScraperResource(
+            base_url=_env("TIKTOK_BASE_URL", "https://www.tiktok.com"),
+            targets=EnvVar("TIKTOK_TARGETS"),
+            browser_executable=os.environ.get("INGEST_BROWSER_PATH"),
+            min_delay_s=float(_env("SCRAPER_MIN_DELAY_S", "3")),
+            max_delay_s=float(_env("SCRAPER_MAX_DELAY_S", "8")),
+        ),
+        "privacy": PrivacyResource(
+            hmac_key=EnvVar("PRIVACY_HMAC_KEY"), key_id=os.environ.get("PRIVACY_KEY_ID"), environment="prod"
+        ),
+        "embeddings": EmbeddingResource(
+            provider=_env("EMBEDDINGS_PROVIDER", "snowflake_cortex"),  # type: ignore[arg-type]
+            base_url=os.environ.get("EMBEDDINGS_BASE_URL"),
+            api_key=EnvVar("EMBEDDINGS_API_KEY") if os.environ.get("EMBEDDINGS_API_KEY") else None,
+            model=os.environ.get("EMBEDDINGS_MODEL"),
+        ),
+        "thresholds": ThresholdsResource(),
+    }
+
+
+RESOURCES_BY_ENV = {"local": local_resources, "prod": prod_resources}
+
+
+def resources_for(environment: str) -> dict[str, Any]:
+    if environment not in RESOURCES_BY_ENV:
+        raise ValueError(f"INGEST_ENV must be one of {sorted(RESOURCES_BY_ENV)}, got {environment!r}")
+    return RESOURCES_BY_ENV[environment]()

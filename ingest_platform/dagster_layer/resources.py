@@ -1,0 +1,249 @@
+"""Dagster resources: configuration (``ConfigurableResource`` + ``EnvVar``) around the pure libraries.
+
+Each resource validates its settings and opens the library object an asset needs. Heavy libraries
+(snowflake, playwright, torch) are imported inside methods, never here at module top, so the
+code location loads fast. Secrets are ``EnvVar``s in production and never logged.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from dagster import ConfigurableResource, Failure
+from pydantic import Field, PrivateAttr
+
+from ingest_platform.scraping.proxy_config import ProxyConfigError, ProxyEndpoint, parse_proxy_list
+
+if TYPE_CHECKING:
+    from ingest_platform.enrichment.embeddings import CachedEmbedder
+    from ingest_platform.orders.landing import LandingZone
+    from ingest_platform.privacy.policies import TablePolicy
+    from ingest_platform.privacy.text_scrubber import TextScrubber
+    from ingest_platform.privacy.tokens import Pseudonymizer
+    from ingest_platform.raw_store import RawStore
+    from ingest_platform.scraping.browser import BrowserSettings
+    from ingest_platform.warehouse.base import Warehouse
+
+
+def dagster_home() -> Path:
+    """The instance directory; local keys and default data paths live under it."""
+    return Path(os.environ.get("DAGSTER_HOME") or ".dagster_home").resolve()
+
+
+class RawStoreResource(ConfigurableResource):
+    """Raw data with personal information, kept outside the warehouse (parquet under a URI)."""
+
+    uri: str = Field(description="Local directory or object-store URI (s3://bucket/prefix) for raw data.")
+
+    def open(self) -> RawStore:
+        from ingest_platform.raw_store import RawStore
+
+        return RawStore(self.uri)
+
+
+class WarehouseResource(ConfigurableResource):
+    """The warehouse: embedded DuckDB locally, Snowflake in production (same load semantics)."""
+
+    engine: Literal["duckdb", "snowflake"] = "duckdb"
+    duckdb_path: str = Field(default="", description="DuckDB database file (engine=duckdb).")
+    snowflake_account: str | None = None
+    snowflake_user: str | None = None
+    snowflake_password: str | None = None
+    snowflake_role: str | None = None
+    snowflake_database: str | None = None
+    snowflake_schema: str | None = None
+    snowflake_warehouse: str | None = None
+    chunk_size: int = Field(default=100_000, ge=1_000, description="Rows per load chunk (parquet file).")
+    warehouse_size: str = "XSMALL"
+    auto_suspend_s: int = 60
+    credit_price_usd: float = Field(default=3.0, gt=0)
+
+    def open(self) -> Warehouse:
+        if self.engine == "duckdb":
+            from ingest_platform.warehouse.duckdb_warehouse import DuckDBWarehouse
+
+            if not self.duckdb_path:
+                raise Failure("warehouse.duckdb_path (INGEST_DUCKDB_PATH) is empty")
+            Path(self.duckdb_path).parent.mkdir(parents=True, exist_ok=True)
+            return DuckDBWarehouse(self.duckdb_path, chunk_size=self.chunk_size)
+
+        missing = [
+            name
+            for name in ("snowflake_account", "snowflake_user", "snowflake_warehouse", "snowflake_database")
+            if not getattr(self, name)
+        ]
+        if missing:
+            raise Failure(f"Snowflake warehouse is missing settings: {', '.join(missing)}")
+        from dagster_snowflake import SnowflakeResource
+        from snowflake import connector
+
+        from ingest_platform.warehouse.snowflake_warehouse import SnowflakeWarehouse
+
+        snowflake = SnowflakeResource(
+            account=self.snowflake_account,
+            user=self.snowflake_user,
+            password=self.snowflake_password,
+            role=self.snowflake_role,
+            database=self.snowflake_database,
+            schema=self.snowflake_schema,
+            warehouse=self.snowflake_warehouse,
+        )
+        connection_args = dict(snowflake._connection_args)
+        return SnowflakeWarehouse(
+            lambda: connector.connect(**connection_args),
+            warehouse_name=self.snowflake_warehouse or "",
+            chunk_size=self.chunk_size,
+            credit_price_usd=self.credit_price_usd,
+            warehouse_size=self.warehouse_size,
+            auto_suspend_s=self.auto_suspend_s,
+        )
+
+
+class ProxyPoolResource(ConfigurableResource):
+    """Residential proxies from ``PROXY_LIST`` (comma-separated URLs, or a file of them)."""
+
+    proxy_list: str = Field(
+        default="", description="PROXY_LIST: proxy URLs with credentials, or a file path."
+    )
+
+    def endpoints(self) -> list[ProxyEndpoint]:
+        try:
+            return parse_proxy_list(self.proxy_list)
+        except ProxyConfigError as error:
+            # One clear message naming the setting; the parser already keeps passwords out of it.
+            raise Failure(description=str(error)) from None
+
+
+class TikTokScraperResource(ConfigurableResource):
+    """Browser scraping settings for TikTok."""
+
+    base_url: str = "https://www.tiktok.com"
+    targets: str = Field(default="", description="TIKTOK_TARGETS: @profiles, #hashtags and video URLs.")
+    default_max_posts: int = Field(default=100, ge=1)
+    browser_executable: str | None = Field(default=None, description="INGEST_BROWSER_PATH: Chromium binary.")
+    headless: bool = True
+    min_delay_s: float = 3.0
+    max_delay_s: float = 8.0
+    page_timeout_s: float = 30.0
+    list_wait_s: float = 10.0
+    concurrent_sessions: int = Field(default=2, ge=1)
+
+    def settings(self) -> BrowserSettings:
+        from ingest_platform.scraping.browser import BrowserSettings
+
+        try:
+            return BrowserSettings(
+                base_url=self.base_url.rstrip("/"),
+                executable_path=self.browser_executable,
+                headless=self.headless,
+                min_delay_s=self.min_delay_s,
+                max_delay_s=self.max_delay_s,
+                page_timeout_s=self.page_timeout_s,
+                list_wait_s=self.list_wait_s,
+                concurrent_sessions=self.concurrent_sessions,
+            )
+        except ValueError as error:
+            raise Failure(description=f"tiktok_scraper settings: {error}") from None
+
+
+class PrivacyResource(ConfigurableResource):
+    """The privacy shield's key and policies. In prod the key must come from PRIVACY_HMAC_KEY."""
+
+    hmac_key: str | None = Field(default=None, description="PRIVACY_HMAC_KEY (secret).")
+    key_id: str | None = None
+    environment: Literal["local", "prod"] = "local"
+    default_phone_region: str = "US"
+
+    _shield: tuple[Any, Any] | None = PrivateAttr(default=None)
+
+    def _build(self) -> tuple[Pseudonymizer, TextScrubber]:
+        if self._shield is None:
+            from ingest_platform.privacy.keys import PrivacyKeyError, resolve_key
+            from ingest_platform.privacy.text_scrubber import TextScrubber
+            from ingest_platform.privacy.tokens import Pseudonymizer
+
+            try:
+                material = resolve_key(
+                    self.hmac_key, env=self.environment, instance_dir=dagster_home(), key_id=self.key_id
+                )
+            except PrivacyKeyError as error:
+                raise Failure(description=str(error)) from None
+            pseudonymizer = Pseudonymizer(
+                material.key, material.key_id, default_region=self.default_phone_region
+            )
+            scrubber = TextScrubber(pseudonymizer, default_region=self.default_phone_region)
+            self._shield = (pseudonymizer, scrubber)
+        return self._shield
+
+    @property
+    def pseudonymizer(self) -> Pseudonymizer:
+        return self._build()[0]
+
+    @property
+    def scrubber(self) -> TextScrubber:
+        return self._build()[1]
+
+    def apply(self, policy: TablePolicy, frame: Any) -> tuple[Any, Any]:
+        pseudonymizer, scrubber = self._build()
+        return policy.apply(frame, pseudonymizer, scrubber)
+
+
+class EmbeddingResource(ConfigurableResource):
+    """Where post embeddings come from: local model, an OpenAI-compatible endpoint, or Cortex."""
+
+    provider: Literal["local", "openai", "snowflake_cortex", "hashing"] = "local"
+    model: str | None = None
+    base_url: str | None = None
+    api_key: str | None = Field(default=None, description="EMBEDDINGS_API_KEY (secret, openai provider).")
+    batch_size: int = 64
+    cache_dir: str | None = None
+
+    def embedder(self, warehouse: WarehouseResource | None = None) -> CachedEmbedder:
+        from ingest_platform.enrichment.embeddings import CachedEmbedder, build_embedding_provider
+
+        kwargs: dict[str, Any] = {}
+        if self.provider == "local":
+            kwargs = {"batch_size": self.batch_size}
+        elif self.provider == "openai":
+            kwargs = {"base_url": self.base_url, "api_key": self.api_key, "model": self.model}
+        elif self.provider == "snowflake_cortex":
+            if warehouse is None or warehouse.engine != "snowflake":
+                raise Failure(
+                    description="embeddings.provider=snowflake_cortex needs the Snowflake warehouse"
+                )
+            opened = warehouse.open()
+            kwargs = {"connection_factory": opened.connection_factory}
+            if self.model:
+                kwargs["model"] = self.model
+        provider = build_embedding_provider(self.provider, **kwargs)
+        cache = Path(self.cache_dir) / "embeddings_cache.parquet" if self.cache_dir else None
+        return CachedEmbedder(provider, cache)
+
+
+class LandingZoneResource(ConfigurableResource):
+    """Where order files land: a local directory or an object-store prefix."""
+
+    uri: str = Field(description="ORDERS_LANDING_URI: directory or s3://bucket/prefix of order files.")
+    buffer_count_records: int = Field(default=10_000, ge=1)
+    buffer_flush_seconds: int = Field(default=60, ge=1)
+
+    def open(self) -> LandingZone:
+        from ingest_platform.orders.landing import LandingZone
+
+        if "://" not in self.uri:
+            Path(self.uri).mkdir(parents=True, exist_ok=True)
+        return LandingZone(self.uri)
+
+
+class ThresholdsResource(ConfigurableResource):
+    """Every monitoring threshold in one place (the seed's numbers are the defaults)."""
+
+    scraper_success_min: float = Field(default=0.95, ge=0, le=1)
+    proxy_failure_max: float = Field(default=0.10, ge=0, le=1)
+    captcha_solve_min: float = Field(default=0.90, ge=0, le=1)
+    dead_letter_rate_max: float = Field(default=0.02, ge=0, le=1)
+    daily_cost_max_usd: float = Field(default=15.0, ge=0)
+    avg_batch_min_records: int = Field(default=5_000, ge=1)
+    loader_lag_max_records: int = Field(default=10_000, ge=1)

@@ -1,0 +1,43 @@
+"""The whole platform on one screen: assets, checks, jobs, schedules, sensors, resources per env.
+
+    raw_tiktok_posts ─▶ hashed_posts ─▶ enriched_posts      (daily partitions)
+    landing/*.jsonl  ─▶ ORDERS                              (sensor-buffered file batches)
+    every reject     ─▶ dead_letters
+
+Importing this module must not import snowflake, playwright or torch (they load inside runs).
+"""
+
+import os
+
+from dagster import AssetSelection, Definitions, build_schedule_from_partitioned_job, define_asset_job
+
+from ingest_platform.dagster_layer.common import daily_partitions
+from ingest_platform.dagster_layer.enrichment import enriched_posts
+from ingest_platform.dagster_layer.environments import resources_for
+from ingest_platform.dagster_layer.privacy import hashed_posts
+from ingest_platform.dagster_layer.quality import dead_letters
+from ingest_platform.dagster_layer.sources import raw_tiktok_posts
+from ingest_platform.dagster_layer.warehouse import orders, orders_job, orders_landing_sensor
+
+INGEST_ENV = os.environ.get("INGEST_ENV", "local")
+
+tiktok_posts_job = define_asset_job(
+    "tiktok_posts_job",
+    selection=AssetSelection.assets(raw_tiktok_posts, hashed_posts, enriched_posts),
+    partitions_def=daily_partitions,
+    tags={"ingest_platform/platform": "tiktok"},
+    description="Scrape the day's TikTok targets, pseudonymise, enrich.",
+)
+
+
+def make_definitions(environment: str = INGEST_ENV) -> Definitions:
+    return Definitions(
+        assets=[raw_tiktok_posts, hashed_posts, enriched_posts, orders, dead_letters],
+        jobs=[tiktok_posts_job, orders_job],
+        schedules=[build_schedule_from_partitioned_job(tiktok_posts_job, hour_of_day=2, minute_of_hour=15)],
+        sensors=[orders_landing_sensor],
+        resources=resources_for(environment),
+    )
+
+
+defs = make_definitions()

@@ -1,0 +1,72 @@
+"""Shared fixtures: temporary DAGSTER_HOME, the sandbox TikTok server, environment for local runs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_fixtures_dir() -> Path:
+    """``shared/fixtures`` beside the checkout (CI lays shared/ beside its clone too)."""
+    configured = os.environ.get("INGEST_SHARED_DIR")
+    base = Path(configured) if configured else REPO_ROOT.parent / "shared"
+    return base / "fixtures"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def environment(**values: str) -> Iterator[None]:
+    """Set environment variables for a block (module-scoped fixtures can't use monkeypatch)."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+def make_dagster_home(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(REPO_ROOT / "dagster.yaml", path / "dagster.yaml")
+    return path
+
+
+@pytest.fixture
+def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = make_dagster_home(tmp_path / "dagster_home")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def sandbox_content():
+    from ingest_platform.sandbox.content import SandboxContent
+
+    return SandboxContent.generate(seed=7)
+
+
+@pytest.fixture(scope="session")
+def sandbox_server(sandbox_content):
+    from ingest_platform.sandbox.server import SandboxServer
+
+    server = SandboxServer(content=sandbox_content)
+    server.start()
+    yield server
+    server.stop()

@@ -1,0 +1,84 @@
+"""The code location: it validates, holds every asset/check/sensor, and loads without heavy imports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ingest_platform_tests.conftest import REPO_ROOT
+
+EXPECTED_ASSETS = {"raw_tiktok_posts", "hashed_posts", "enriched_posts", "ORDERS", "dead_letters"}
+EXPECTED_CHECKS = {
+    ("raw_tiktok_posts", "scraper_success_rate"),
+    ("raw_tiktok_posts", "dead_letter_rate"),
+    ("hashed_posts", "no_raw_identifiers"),
+    ("ORDERS", "order_ids_unique"),
+    ("ORDERS", "dead_letter_rate"),
+}
+
+
+def _python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_dagster_definitions_validate(dagster_home) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-m", "ingest_platform.definitions"],
+        cwd=REPO_ROOT,
+        env={**os.environ, "INGEST_ENV": "local"},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ingest_platform" in result.stdout + result.stderr
+
+
+def test_every_asset_check_sensor_job_and_schedule_is_present(dagster_home) -> None:
+    from ingest_platform.definitions import make_definitions
+
+    defs = make_definitions("local")
+    graph = defs.resolve_asset_graph()
+    assert {key.to_user_string() for key in graph.get_all_asset_keys()} == EXPECTED_ASSETS
+    checks = {(key.asset_key.to_user_string(), key.name) for key in graph.asset_check_keys}
+    assert checks >= EXPECTED_CHECKS
+    assert {sensor.name for sensor in defs.sensors} >= {"orders_landing_sensor"}
+    assert {job.name for job in defs.jobs} >= {"tiktok_posts_job", "orders_job"}
+    assert [schedule.job_name for schedule in defs.schedules] == ["tiktok_posts_job"]
+    groups = {graph.get(key).group_name for key in graph.get_all_asset_keys()}
+    assert groups == {"sources", "privacy", "enrichment", "warehouse", "quality"}
+
+
+def test_importing_definitions_loads_no_heavy_library(dagster_home) -> None:
+    # snowflake-snowpark's *-nspkg.pth registers the empty `snowflake` namespace at interpreter start,
+    # so the connector, snowpark and core are what must stay out, not the bare namespace.
+    code = (
+        "import sys, json; import ingest_platform.definitions as d; "
+        "heavy = ['snowflake.', 'playwright', 'torch', 'sentence_transformers', 'transformers', 'duckdb']; "
+        "print(json.dumps({h: sorted(m for m in sys.modules if m == h or m.startswith(h.rstrip('.') + '.'))[:3]"
+        " for h in heavy}))"
+    )
+    result = _python(code, {**os.environ, "INGEST_ENV": "local"})
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert loaded == {name: [] for name in loaded}, loaded
+
+
+def test_prod_refuses_to_load_without_a_privacy_key(dagster_home) -> None:
+    env = {key: value for key, value in os.environ.items() if key != "PRIVACY_HMAC_KEY"}
+    result = _python("import ingest_platform.definitions", {**env, "INGEST_ENV": "prod"})
+    assert result.returncode != 0
+    assert "PRIVACY_HMAC_KEY" in result.stderr
+
+
+def test_unknown_environment_is_a_clear_error(dagster_home) -> None:
+    from ingest_platform.dagster_layer.environments import resources_for
+
+    with pytest.raises(ValueError, match="INGEST_ENV"):
+        resources_for("staging")
