@@ -107,7 +107,7 @@ def run_demo(args: argparse.Namespace) -> int:
         outcomes = []
         for job_name, partition_key in (("tiktok_posts_job", partition), ("orders_job", None)):
             print(f"Running {job_name}{f' for {partition_key}' if partition_key else ''} …", flush=True)
-            job = defs.get_job_def(job_name)
+            job = defs.resolve_job_def(job_name)
             result = job.execute_in_process(
                 instance=instance, partition_key=partition_key, raise_on_error=False
             )

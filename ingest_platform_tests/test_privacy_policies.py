@@ -20,6 +20,7 @@ from ingest_platform.privacy.policies import (
     birth_year,
     postcode_prefix,
     sound_title,
+    tokenise_url_handles,
 )
 from ingest_platform.privacy.text_scrubber import TextScrubber
 from ingest_platform.privacy.tokens import Pseudonymizer
@@ -237,3 +238,22 @@ def test_no_sandbox_personal_value_survives_the_posts_policy(pseudo: Pseudonymiz
     leaked = sorted(v for v in content.pii_values() if len(v) >= 4 and v in haystack)
     assert leaked == []
     assert stats.found.get("EMAIL", 0) > 0 and stats.found.get("PHONE", 0) > 0
+
+
+def test_profile_urls_on_any_host_lose_their_handle(pseudo: Pseudonymizer) -> None:
+    # The free-text rule knows social-network domains; our own source URLs may be a mirror or the sandbox.
+    urls = pd.Series(
+        [
+            "http://127.0.0.1:8765/@amara.fernandez",
+            "https://mirror.example.org/@Amara.Fernandez/video/7712971909748508702",
+            "http://127.0.0.1:8765/tag/lifehacks",
+            None,
+        ]
+    )
+    tokens, replaced = tokenise_url_handles(urls, pseudo)
+    assert replaced == 2
+    assert tokens[2] == "http://127.0.0.1:8765/tag/lifehacks" and tokens[3] is None
+    assert all("amara" not in value.lower() for value in tokens[:2])
+    # Same handle, same tag, whatever its case or host: rows stay joinable per author.
+    assert tokens[0].split("/@")[1] == tokens[1].split("/@")[1].split("/")[0]
+    assert tokens[1].endswith("/video/7712971909748508702")

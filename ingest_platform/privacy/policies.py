@@ -9,6 +9,7 @@ column added upstream tomorrow must not leak into the warehouse by default.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -25,6 +26,7 @@ class Action(StrEnum):
     KEEP = "keep"
     GENERALISE = "generalise"
     SCRUB = "scrub"
+    URL_HANDLES = "url_handles"  # tokenise /@handle path segments of URLs, whatever the host
 
 
 class Generalisation(StrEnum):
@@ -66,6 +68,10 @@ class ColumnPolicy:
     @classmethod
     def generalised(cls, how: Generalisation | str, *, output: str | None = None) -> ColumnPolicy:
         return cls(Action.GENERALISE, generalisation=Generalisation(how), output=output)
+
+    @classmethod
+    def url_handles(cls, *, output: str | None = None) -> ColumnPolicy:
+        return cls(Action.URL_HANDLES, kind="handle", output=output)
 
     @classmethod
     def scrubbed(cls, *, output: str | None = None) -> ColumnPolicy:
@@ -197,6 +203,10 @@ class TablePolicy:
                 values = generalise(series, policy.generalisation)
                 out[target] = values.rename(target)
                 stats.generalised[target] = int(values.notna().sum())
+            elif action is Action.URL_HANDLES:
+                values, replaced = tokenise_url_handles(series, pseudonymizer)
+                out[target] = values.rename(target)
+                stats.scrubbed[target] = {"URL_HANDLE": replaced}
             elif action is Action.SCRUB:
                 if scrubber is None:
                     scrubber = TextScrubber(pseudonymizer, default_region=pseudonymizer.default_region)
@@ -204,6 +214,34 @@ class TablePolicy:
                 out[target] = scrubbed.rename(target)
                 stats.scrubbed[target] = totals
         return pd.DataFrame(out, index=df.index) if out else pd.DataFrame(index=df.index), stats
+
+
+# --- URLs ------------------------------------------------------------------------------------
+
+# A profile path segment on any host (tiktok.com, a regional mirror, the local sandbox): the
+# free-text scrubber only knows social-network domains, but our own source URLs can be anywhere.
+_URL_HANDLE_SEGMENT = re.compile(r"(?<=/)@([A-Za-z0-9_.\-]{1,64})")
+
+
+def tokenise_url_handles(series: pd.Series, pseudonymizer: Pseudonymizer) -> tuple[pd.Series, int]:
+    """``…/@alice/video/1`` -> ``…/@[URL_HANDLE:ab12cd34]/video/1`` with the handle's keyed tag."""
+    replaced = 0
+
+    def one(value: object) -> object:
+        nonlocal replaced
+        if not isinstance(value, str) or "/@" not in value:
+            return value
+
+        def swap(match: re.Match[str]) -> str:
+            nonlocal replaced
+            replaced += 1
+            handle = pseudonymizer.normalise(match.group(1), "handle")
+            return f"@[URL_HANDLE:{pseudonymizer.short_token(handle, 'handle')}]"
+
+        return _URL_HANDLE_SEGMENT.sub(swap, value)
+
+    values = series.map(one)
+    return values, replaced
 
 
 # --- generalisations --------------------------------------------------------------------------
@@ -296,7 +334,7 @@ POSTS_POLICY = TablePolicy(
         "is_ad": _KEEP,
         "is_slideshow": _KEEP,
         # Post URLs embed the author's handle (tiktok.com/@name/video/...): scrub, don't keep.
-        "source_url": ColumnPolicy.scrubbed(),
+        "source_url": ColumnPolicy.url_handles(),
         "scraped_at": _KEEP,
         "proxy_id": _KEEP,
         "backend": _KEEP,

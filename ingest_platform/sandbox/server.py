@@ -27,7 +27,7 @@ from aiohttp import web
 from ingest_platform.sandbox.content import SandboxContent
 from ingest_platform.sandbox.tiktok_site import CLIENTS_KEY, ClientTracker, SiteScenario, build_app
 
-__all__ = ["SandboxServer", "serve_forever"]
+__all__ = ["SandboxServer", "default_targets", "serve_forever"]
 
 _STARTUP_TIMEOUT_S = 15.0
 _SHUTDOWN_TIMEOUT_S = 2.0  # in-flight requests get this long; aiohttp's default is 60 s
@@ -165,6 +165,21 @@ class SandboxServer:
         site = web.TCPSite(runner, self.host, self.port)
         await site.start()
         self.port = int(runner.addresses[0][1])
+
+
+def default_targets(content: SandboxContent) -> list[str]:
+    """A target list that exists in ``content``: two profiles, one hashtag (capped) and one video.
+
+    ``ingest-platform demo`` and ``dev`` export it as ``TIKTOK_TARGETS``.
+    """
+    first, second, third = content.profiles[0], content.profiles[1], content.profiles[2]
+    video_id = third.post_ids[0]
+    return [
+        f"@{first.unique_id}",
+        f"@{second.unique_id}",
+        f"#{content.hashtags[0].title}:60",
+        f"https://www.tiktok.com/@{third.unique_id}/video/{video_id}",
+    ]
 
 
 def serve_forever(
