@@ -16,9 +16,6 @@ from ingest_platform.dagster_layer.privacy import hashed_posts
 from ingest_platform.dagster_layer.resources import PrivacyResource, RawStoreResource, WarehouseResource
 from ingest_platform.dagster_layer.sources import raw_tiktok_posts
 
-# Warehouse copies of payloads are for diagnosis; the full raw payload stays in the raw store.
-MAX_PAYLOAD_CHARS = 8_000
-
 
 @asset(
     group_name="quality",
@@ -35,26 +32,36 @@ def dead_letters(
 ) -> MaterializeResult:
     """Every record rejected anywhere: source, reason, scrubbed payload, run id.
 
-    Producers spool rejects with raw payloads to the raw store; this asset scrubs the payloads
-    (they may hold personal data) and loads them, deduplicated, into the ``dead_letters`` table.
+    Producers spool rejects with raw payloads to the raw store. The table gets the payload's shape
+    (keys, numbers, string lengths: see ``privacy.payloads``), the scrubbed reason, the payload's
+    hash and where the raw payload lives, deduplicated across reruns.
     """
-    letters = raw_store.open().read_dead_letters()
-    frame = pd.DataFrame([letter.model_dump() for letter in letters])
-    if frame.empty:
-        frame = pd.DataFrame(
-            columns=["source", "reason", "payload", "payload_sha256", "record_key", "partition_key", "run_id"]
-        )
+    from ingest_platform.privacy.payloads import payload_shape
+    from ingest_platform.privacy.policies import tokenise_url_handles
+
+    store = raw_store.open()
+    letters = store.read_dead_letters()
     scrubber = privacy.scrubber
-    frame["payload"] = [
-        scrubber.scrub(text[:MAX_PAYLOAD_CHARS]).text for text in frame["payload"].astype(str)
-    ]
-    frame["reason"] = [scrubber.scrub(text).text for text in frame["reason"].astype(str)]
-    if "record_key" in frame:
-        frame["record_key"] = [
-            None if key is None or pd.isna(key) else scrubber.scrub(str(key)).text
-            for key in frame["record_key"]
-        ]
-    frame["payload_truncated"] = [len(letter.payload) > MAX_PAYLOAD_CHARS for letter in letters]
+    frame = pd.DataFrame(
+        {
+            "source": [letter.source for letter in letters],
+            "reason": [scrubber.scrub(letter.reason).text for letter in letters],
+            "payload": [payload_shape(letter.payload) for letter in letters],
+            "payload_sha256": [letter.payload_sha256 for letter in letters],
+            "payload_chars": [len(letter.payload) for letter in letters],
+            "raw_payload_uri": [
+                store.dead_letter_path(letter.source, letter.partition_key or "") for letter in letters
+            ],
+            "record_key": [
+                None if letter.record_key is None else scrubber.scrub(letter.record_key).text
+                for letter in letters
+            ],
+            "partition_key": [letter.partition_key for letter in letters],
+            "run_id": [letter.run_id for letter in letters],
+            "rejected_at": [letter.rejected_at for letter in letters],
+        }
+    )
+    frame["record_key"], _ = tokenise_url_handles(frame["record_key"], privacy.pseudonymizer)
     with warehouse.open() as wh:
         result = wh.append_dedup(
             "dead_letters",

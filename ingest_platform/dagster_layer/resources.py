@@ -229,12 +229,13 @@ class LandingZoneResource(ConfigurableResource):
     buffer_count_records: int = Field(default=10_000, ge=1)
     buffer_flush_seconds: int = Field(default=60, ge=1)
 
-    def open(self) -> LandingZone:
+    def open(self, *, source: str = "ORDERS") -> LandingZone:
+        """``source`` names the asset that rejects unreadable lines (the dead-letter rate is per asset)."""
         from ingest_platform.orders.landing import LandingZone
 
         if "://" not in self.uri:
             Path(self.uri).mkdir(parents=True, exist_ok=True)
-        return LandingZone(self.uri)
+        return LandingZone(self.uri, source=source)
 
 
 class ThresholdsResource(ConfigurableResource):
