@@ -133,7 +133,8 @@ def test_clean_runs_succeed_and_fill_every_table(pipeline: PipelineRun) -> None:
     with pipeline.warehouse() as wh:
         hashed = wh.read_sql("SELECT post_id FROM hashed_posts WHERE partition_date = ?", [CLEAN_PARTITION])
         enriched = wh.read_sql(
-            "SELECT post_id, language, engagement_rate, embedding FROM enriched_posts WHERE partition_date = ?",
+            "SELECT post_id, language, engagement_rate, embedding FROM enriched_posts "
+            "WHERE partition_date = ?",
             [CLEAN_PARTITION],
         )
     assert set(hashed["post_id"]) == set(raw["post_id"])
