@@ -171,13 +171,17 @@ def run_sandbox(args: argparse.Namespace) -> int:
 
 
 def run_parse_page(args: argparse.Namespace) -> int:
-    from ingest_platform.scraping.tiktok_page import parse_file_to_jsonl
+    from ingest_platform.scraping.tiktok_page import page_result_to_jsonl, parse_file
 
-    for line in parse_file_to_jsonl(
-        Path(args.file), source_url=args.url or Path(args.file).resolve().as_uri()
-    ):
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"parse-page: no such file: {path}", file=sys.stderr)
+        return 2
+    result = parse_file(path, source_url=args.url)
+    for line in page_result_to_jsonl(result):
         print(line)
-    return 0
+    # A page that is not "ok" is exactly what users run this to see: report it, and say so in the exit code.
+    return 0 if result.status.value == "ok" else 1
 
 
 def run_scrub(args: argparse.Namespace) -> int:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dagster import AssetExecutionContext, DailyPartitionsDefinition, MetadataValue
 
 from ingest_platform.models import DeadLetter
-from ingest_platform.raw_store import RawStore
+
+if TYPE_CHECKING:  # raw_store imports pandas/pyarrow: keep them out of code-location load
+    from ingest_platform.raw_store import RawStore
 
 # A partition is the day the scrape ran; end_offset=1 makes today materializable.
 daily_partitions = DailyPartitionsDefinition(start_date="2026-01-01", end_offset=1)

@@ -3,7 +3,6 @@
 import json
 from datetime import UTC, datetime
 
-import pandas as pd
 from dagster import AssetExecutionContext, AutomationCondition, MaterializeResult, MetadataValue, asset
 
 from ingest_platform.dagster_layer.common import daily_partitions, numeric_metadata, query_tag
@@ -18,7 +17,7 @@ def _as_list(value: object) -> list:
         return value
     if isinstance(value, str) and value.startswith("["):
         return json.loads(value)
-    if value is None or (isinstance(value, float) and pd.isna(value)):
+    if value is None or (isinstance(value, float) and value != value):  # None or NaN
         return []
     return list(value)  # numpy arrays from list-typed columns
 

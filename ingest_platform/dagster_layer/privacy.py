@@ -1,6 +1,7 @@
 """The privacy shield as an asset: raw posts in, pseudonymised posts into the warehouse."""
 
-import pandas as pd
+from typing import TYPE_CHECKING
+
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -16,11 +17,14 @@ from ingest_platform.dagster_layer.common import daily_partitions, numeric_metad
 from ingest_platform.dagster_layer.resources import PrivacyResource, RawStoreResource, WarehouseResource
 from ingest_platform.dagster_layer.sources import raw_tiktok_posts
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 # Raw columns whose values must never appear anywhere in the pseudonymised output.
 _IDENTIFYING_COLUMNS = ("author_handle", "author_nickname", "author_sec_uid", "author_id")
 
 
-def find_raw_values(raw: pd.DataFrame, output: pd.DataFrame) -> list[str]:
+def find_raw_values(raw: "pd.DataFrame", output: "pd.DataFrame") -> list[str]:
     """Raw identifying values that survived into ``output`` (should be none)."""
     needles = {
         str(value)

@@ -1,6 +1,5 @@
 """Quality assets (the seed's ``dlq.*`` topics): every rejected record, scrubbed, in one table."""
 
-import pandas as pd
 from dagster import (
     AssetExecutionContext,
     AssetKey,
@@ -36,6 +35,8 @@ def dead_letters(
     (keys, numbers, string lengths: see ``privacy.payloads``), the scrubbed reason, the payload's
     hash and where the raw payload lives, deduplicated across reruns.
     """
+    import pandas as pd
+
     from ingest_platform.privacy.payloads import payload_shape
     from ingest_platform.privacy.policies import tokenise_url_handles
 
