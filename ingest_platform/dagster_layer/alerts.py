@@ -1,0 +1,119 @@
+"""Alert sensors: failing/recovered asset checks and failed runs, to Slack and/or a JSON webhook.
+
+Dagster OSS sends nothing when a check fails, so a cursor sensor reads each check's latest
+evaluation and alerts on state changes (``ingest_platform.alerting`` holds the rules).
+"""
+
+import json
+
+from dagster import (
+    AssetCheckKey,
+    ConfigurableResource,
+    DefaultSensorStatus,
+    RunFailureSensorContext,
+    SensorEvaluationContext,
+    SkipReason,
+    run_failure_sensor,
+    sensor,
+)
+from pydantic import Field
+
+from ingest_platform.alerting import (
+    AlertSender,
+    CheckEvaluation,
+    SlackSender,
+    WebhookSender,
+    decide_check_alerts,
+    deliver,
+    run_failure_alert,
+)
+
+
+class AlertsResource(ConfigurableResource):
+    """Where alerts go. Both channels optional; with neither, alerts only appear in the sensor log."""
+
+    webhook_url: str | None = Field(default=None, description="ALERT_WEBHOOK_URL: generic JSON webhook.")
+    slack_token: str | None = Field(default=None, description="ALERT_SLACK_TOKEN (secret).")
+    slack_channel: str | None = Field(default=None, description="ALERT_SLACK_CHANNEL, e.g. #data-alerts.")
+    ui_base_url: str = Field(default="http://127.0.0.1:3000", description="DAGSTER_UI_URL, for run links.")
+
+    def senders(self) -> list[AlertSender]:
+        senders: list[AlertSender] = []
+        if self.webhook_url:
+            senders.append(WebhookSender(self.webhook_url))
+        if self.slack_token and self.slack_channel:
+            senders.append(SlackSender(self.slack_token, self.slack_channel))
+        return senders
+
+
+def _number(metadata: dict, key: str) -> float | None:
+    entry = metadata.get(key)
+    value = getattr(entry, "value", entry)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def latest_check_evaluations(instance, check_keys: list[AssetCheckKey]) -> list[CheckEvaluation]:
+    evaluations = []
+    for key in check_keys:
+        record = instance.get_latest_asset_check_evaluation_record(key)
+        evaluation = record.evaluation if record else None
+        if evaluation is None:  # planned or never run
+            continue
+        metadata = dict(evaluation.metadata or {})
+        evaluations.append(
+            CheckEvaluation(
+                asset=key.asset_key.to_user_string(),
+                check=key.name,
+                record_id=record.id,
+                passed=evaluation.passed,
+                run_id=record.run_id,
+                severity=evaluation.severity.value if evaluation.severity else "ERROR",
+                value=_number(metadata, "value"),
+                threshold=_number(metadata, "threshold"),
+                partition=record.partition,
+                description=evaluation.description,
+            )
+        )
+    return evaluations
+
+
+@sensor(minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING)
+def check_alert_sensor(context: SensorEvaluationContext, alerts: AlertsResource):
+    """One alert when a check starts failing, one recovery message when it passes again."""
+    state = json.loads(context.cursor) if context.cursor else {}
+    check_keys = sorted(context.repository_def.asset_graph.asset_check_keys, key=str)
+    evaluations = latest_check_evaluations(context.instance, check_keys)
+    to_send, new_state = decide_check_alerts(evaluations, state, alerts.ui_base_url)
+    problems = deliver(to_send, alerts.senders())
+    for alert in to_send:
+        context.log.info(alert.text)
+    for problem in problems:
+        context.log.warning(f"alert delivery failed: {problem}")
+    context.update_cursor(json.dumps(new_state, sort_keys=True))
+    if not to_send:
+        return SkipReason(f"no check changed state ({len(evaluations)} checks watched)")
+    return None
+
+
+@run_failure_sensor(default_status=DefaultSensorStatus.RUNNING, minimum_interval_seconds=30)
+def run_failure_alert_sensor(context: RunFailureSensorContext, alerts: AlertsResource) -> None:
+    """One alert per failed run, with its first error line and a link.
+
+    A run that failed only because a blocking check failed was already alerted by
+    ``check_alert_sensor``: one problem, one message.
+    """
+    step_failures = context.get_step_failure_events()
+    error_classes = {
+        event.step_failure_data.error.cls_name
+        for event in step_failures
+        if event.step_failure_data and event.step_failure_data.error
+    }
+    if step_failures and error_classes == {"DagsterAssetCheckFailedError"}:
+        context.log.info("run failed on a blocking check: alerted by check_alert_sensor")
+        return
+    error = context.failure_event.message if context.failure_event else None
+    alert = run_failure_alert(
+        context.dagster_run.job_name, context.dagster_run.run_id, error, alerts.ui_base_url
+    )
+    for problem in deliver([alert], alerts.senders()):
+        context.log.warning(f"alert delivery failed: {problem}")

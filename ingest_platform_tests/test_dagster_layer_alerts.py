@@ -1,0 +1,76 @@
+"""The alert sensors against real check evaluations stored in a Dagster instance."""
+
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    Config,
+    DagsterInstance,
+    Definitions,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    build_sensor_context,
+    materialize,
+)
+
+from ingest_platform.dagster_layer.alerts import AlertsResource, check_alert_sensor
+
+
+class Measured(Config):
+    success_rate: float
+
+
+@asset(check_specs=[AssetCheckSpec("scraper_success_rate", asset="scraped")])
+def scraped(config: Measured) -> MaterializeResult:
+    return MaterializeResult(
+        check_results=[
+            AssetCheckResult(
+                check_name="scraper_success_rate",
+                passed=config.success_rate >= 0.95,
+                metadata={
+                    "value": MetadataValue.float(config.success_rate),
+                    "threshold": MetadataValue.float(0.95),
+                },
+            )
+        ]
+    )
+
+
+def _run(instance: DagsterInstance, rate: float) -> None:
+    result = materialize(
+        [scraped], instance=instance, run_config={"ops": {"scraped": {"config": {"success_rate": rate}}}}
+    )
+    assert result.success
+
+
+def test_check_alert_sensor_sends_one_alert_then_one_recovery(webhook) -> None:
+    instance = DagsterInstance.ephemeral()
+    defs = Definitions(assets=[scraped], sensors=[check_alert_sensor])
+    alerts = AlertsResource(webhook_url=webhook.url, ui_base_url="http://127.0.0.1:3999")
+    cursor = None
+
+    def tick() -> None:
+        nonlocal cursor
+        context = build_sensor_context(
+            instance=instance, definitions=defs, cursor=cursor, resources={"alerts": alerts}
+        )
+        check_alert_sensor(context)
+        cursor = context.cursor
+
+    _run(instance, 0.99)
+    tick()
+    assert webhook.received == []
+    _run(instance, 0.41)
+    tick()
+    tick()  # evaluating again without a new result sends nothing
+    _run(instance, 0.38)
+    tick()  # still failing: no second alert
+    assert len(webhook.received) == 1
+    alert = webhook.received[0]["alert"]
+    assert alert["kind"] == "check_failed" and alert["asset"] == "scraped"
+    assert alert["value"] == 0.41 and alert["threshold"] == 0.95
+    assert alert["run_url"].startswith("http://127.0.0.1:3999/runs/")
+    _run(instance, 0.97)
+    tick()
+    assert [m["alert"]["kind"] for m in webhook.received] == ["check_failed", "check_recovered"]
