@@ -11,9 +11,16 @@ import os
 
 from dagster import AssetSelection, Definitions, build_schedule_from_partitioned_job, define_asset_job
 
-from ingest_platform.dagster_layer.common import daily_partitions
+from ingest_platform.dagster_layer.alerts import check_alert_sensor, run_failure_alert_sensor
 from ingest_platform.dagster_layer.enrichment import enriched_posts
 from ingest_platform.dagster_layer.environments import resources_for
+from ingest_platform.dagster_layer.monitoring import (
+    freshness_checks,
+    freshness_sensor,
+    loader_lag_job,
+    loader_lag_schedule,
+    orders_loader_lag,
+)
 from ingest_platform.dagster_layer.privacy import hashed_posts
 from ingest_platform.dagster_layer.quality import dead_letters
 from ingest_platform.dagster_layer.sources import raw_tiktok_posts
@@ -24,7 +31,6 @@ INGEST_ENV = os.environ.get("INGEST_ENV", "local")
 tiktok_posts_job = define_asset_job(
     "tiktok_posts_job",
     selection=AssetSelection.assets(raw_tiktok_posts, hashed_posts, enriched_posts),
-    partitions_def=daily_partitions,
     tags={"ingest_platform/platform": "tiktok"},
     description="Scrape the day's TikTok targets, pseudonymise, enrich.",
 )
@@ -33,9 +39,13 @@ tiktok_posts_job = define_asset_job(
 def make_definitions(environment: str = INGEST_ENV) -> Definitions:
     return Definitions(
         assets=[raw_tiktok_posts, hashed_posts, enriched_posts, orders, dead_letters],
-        jobs=[tiktok_posts_job, orders_job],
-        schedules=[build_schedule_from_partitioned_job(tiktok_posts_job, hour_of_day=2, minute_of_hour=15)],
-        sensors=[orders_landing_sensor],
+        asset_checks=[*freshness_checks, orders_loader_lag],
+        jobs=[tiktok_posts_job, orders_job, loader_lag_job],
+        schedules=[
+            build_schedule_from_partitioned_job(tiktok_posts_job, hour_of_day=2, minute_of_hour=15),
+            loader_lag_schedule,
+        ],
+        sensors=[orders_landing_sensor, check_alert_sensor, run_failure_alert_sensor, freshness_sensor],
         resources=resources_for(environment),
     )
 

@@ -18,6 +18,9 @@ EXPECTED_CHECKS = {
     ("hashed_posts", "no_raw_identifiers"),
     ("ORDERS", "order_ids_unique"),
     ("ORDERS", "dead_letter_rate"),
+    ("raw_tiktok_posts", "proxy_failure_rate"),
+    ("raw_tiktok_posts", "captcha_solve_rate"),
+    ("ORDERS", "loader_lag"),
 }
 
 
@@ -48,9 +51,16 @@ def test_every_asset_check_sensor_job_and_schedule_is_present(dagster_home) -> N
     assert {key.to_user_string() for key in graph.get_all_asset_keys()} == EXPECTED_ASSETS
     checks = {(key.asset_key.to_user_string(), key.name) for key in graph.asset_check_keys}
     assert checks >= EXPECTED_CHECKS
-    assert {sensor.name for sensor in defs.sensors} >= {"orders_landing_sensor"}
-    assert {job.name for job in defs.jobs} >= {"tiktok_posts_job", "orders_job"}
-    assert [schedule.job_name for schedule in defs.schedules] == ["tiktok_posts_job"]
+    assert {sensor.name for sensor in defs.sensors} >= {
+        "orders_landing_sensor",
+        "check_alert_sensor",
+        "run_failure_alert_sensor",
+        "freshness_checks_sensor",
+    }
+    assert {job.name for job in defs.jobs} >= {"tiktok_posts_job", "orders_job", "orders_loader_lag_job"}
+    assert {schedule.job_name for schedule in defs.schedules} >= {"tiktok_posts_job", "orders_loader_lag_job"}
+    freshness = {asset for asset, name in checks if "freshness" in name}
+    assert freshness == {"raw_tiktok_posts", "ORDERS"}
     groups = {graph.get(key).group_name for key in graph.get_all_asset_keys()}
     assert groups == {"sources", "privacy", "enrichment", "warehouse", "quality"}
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from dagster import EnvVar
 
+from ingest_platform.dagster_layer.alerts import AlertsResource
 from ingest_platform.dagster_layer.resources import (
     EmbeddingResource,
     LandingZoneResource,
@@ -58,7 +59,18 @@ def local_resources() -> dict[str, Any]:
             cache_dir=str(home / "cache"),
         ),
         "thresholds": ThresholdsResource(),
+        "alerts": _alerts(),
     }
+
+
+def _alerts() -> AlertsResource:
+    """Alert channels from the environment; secrets through EnvVar, only when configured."""
+    return AlertsResource(
+        webhook_url=EnvVar("ALERT_WEBHOOK_URL") if os.environ.get("ALERT_WEBHOOK_URL") else None,
+        slack_token=EnvVar("ALERT_SLACK_TOKEN") if os.environ.get("ALERT_SLACK_TOKEN") else None,
+        slack_channel=os.environ.get("ALERT_SLACK_CHANNEL"),
+        ui_base_url=_env("DAGSTER_UI_URL", "http://127.0.0.1:3000"),
+    )
 
 
 def prod_resources() -> dict[str, Any]:
@@ -99,6 +111,7 @@ def prod_resources() -> dict[str, Any]:
             model=os.environ.get("EMBEDDINGS_MODEL"),
         ),
         "thresholds": ThresholdsResource(),
+        "alerts": _alerts(),
     }
 
 

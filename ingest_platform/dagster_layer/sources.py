@@ -24,6 +24,23 @@ from ingest_platform.models import DeadLetter
 from ingest_platform.scraping.targets import parse_targets
 
 
+def _rate_check(
+    name: str, value: float, threshold: float, *, at_most: bool, counts: dict[str, int]
+) -> AssetCheckResult:
+    """A WARN check of a rate against its threshold, value and threshold as plottable numbers."""
+    passed = value <= threshold if at_most else value >= threshold
+    return AssetCheckResult(
+        check_name=name,
+        passed=passed,
+        severity=AssetCheckSeverity.WARN,
+        metadata={
+            "value": MetadataValue.float(round(value, 4)),
+            "threshold": MetadataValue.float(threshold),
+            **{key: MetadataValue.int(count) for key, count in counts.items()},
+        },
+    )
+
+
 class ScrapeConfig(Config):
     targets: list[str] | None = Field(
         default=None, description="Overrides TIKTOK_TARGETS for this run: @profiles, #hashtags, video URLs."
@@ -48,6 +65,16 @@ class ScrapeConfig(Config):
             "dead_letter_rate",
             asset="raw_tiktok_posts",
             description="Share of scraped records rejected to dead_letters.",
+        ),
+        AssetCheckSpec(
+            "proxy_failure_rate",
+            asset="raw_tiktok_posts",
+            description="Share of proxied requests that failed (connection errors, dead proxies).",
+        ),
+        AssetCheckSpec(
+            "captcha_solve_rate",
+            asset="raw_tiktok_posts",
+            description="Share of CAPTCHAs met that were solved.",
         ),
     ],
 )
@@ -132,6 +159,20 @@ def raw_tiktok_posts(
                     "pages_succeeded": MetadataValue.int(metrics.pages_succeeded),
                 },
                 description=None if success_ok else "Below threshold: see the runbook 'proxies dying'.",
+            ),
+            _rate_check(
+                "proxy_failure_rate",
+                metrics.proxy_failure_rate,
+                thresholds.proxy_failure_max,
+                at_most=True,
+                counts={"proxy_requests": metrics.proxy_requests, "proxy_failures": metrics.proxy_failures},
+            ),
+            _rate_check(
+                "captcha_solve_rate",
+                metrics.captcha_solve_rate,
+                thresholds.captcha_solve_min,
+                at_most=False,
+                counts={"captchas_seen": metrics.captchas_seen, "captchas_solved": metrics.captchas_solved},
             ),
             AssetCheckResult(
                 check_name="dead_letter_rate",
