@@ -58,7 +58,8 @@ def test_every_asset_check_sensor_job_and_schedule_is_present(dagster_home) -> N
         "freshness_checks_sensor",
     }
     assert {job.name for job in defs.jobs} >= {"tiktok_posts_job", "orders_job", "orders_loader_lag_job"}
-    assert {schedule.job_name for schedule in defs.schedules} >= {"tiktok_posts_job", "orders_loader_lag_job"}
+    schedules = defs.get_repository_def().schedule_defs
+    assert {schedule.job_name for schedule in schedules} >= {"tiktok_posts_job", "orders_loader_lag_job"}
     freshness = {asset for asset, name in checks if "freshness" in name}
     assert freshness == {"raw_tiktok_posts", "ORDERS"}
     groups = {graph.get(key).group_name for key in graph.get_all_asset_keys()}
