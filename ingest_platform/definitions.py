@@ -12,6 +12,7 @@ import os
 from dagster import AssetSelection, Definitions, build_schedule_from_partitioned_job, define_asset_job
 
 from ingest_platform.dagster_layer.alerts import check_alert_sensor, run_failure_alert_sensor
+from ingest_platform.dagster_layer.cost import warehouse_cost, warehouse_cost_job, warehouse_cost_schedule
 from ingest_platform.dagster_layer.enrichment import enriched_posts
 from ingest_platform.dagster_layer.environments import resources_for
 from ingest_platform.dagster_layer.monitoring import (
@@ -38,12 +39,13 @@ tiktok_posts_job = define_asset_job(
 
 def make_definitions(environment: str = INGEST_ENV) -> Definitions:
     return Definitions(
-        assets=[raw_tiktok_posts, hashed_posts, enriched_posts, orders, dead_letters],
+        assets=[raw_tiktok_posts, hashed_posts, enriched_posts, orders, dead_letters, warehouse_cost],
         asset_checks=[*freshness_checks, orders_loader_lag],
-        jobs=[tiktok_posts_job, orders_job, loader_lag_job],
+        jobs=[tiktok_posts_job, orders_job, loader_lag_job, warehouse_cost_job],
         schedules=[
             build_schedule_from_partitioned_job(tiktok_posts_job, hour_of_day=2, minute_of_hour=15),
             loader_lag_schedule,
+            warehouse_cost_schedule,
         ],
         sensors=[orders_landing_sensor, check_alert_sensor, run_failure_alert_sensor, freshness_sensor],
         resources=resources_for(environment),

@@ -11,7 +11,14 @@ import pytest
 
 from ingest_platform_tests.conftest import REPO_ROOT
 
-EXPECTED_ASSETS = {"raw_tiktok_posts", "hashed_posts", "enriched_posts", "ORDERS", "dead_letters"}
+EXPECTED_ASSETS = {
+    "raw_tiktok_posts",
+    "hashed_posts",
+    "enriched_posts",
+    "ORDERS",
+    "dead_letters",
+    "warehouse_cost",
+}
 EXPECTED_CHECKS = {
     ("raw_tiktok_posts", "scraper_success_rate"),
     ("raw_tiktok_posts", "dead_letter_rate"),
@@ -21,6 +28,8 @@ EXPECTED_CHECKS = {
     ("raw_tiktok_posts", "proxy_failure_rate"),
     ("raw_tiktok_posts", "captcha_solve_rate"),
     ("ORDERS", "loader_lag"),
+    ("warehouse_cost", "daily_cost_under_limit"),
+    ("warehouse_cost", "average_batch_size"),
 }
 
 
@@ -57,9 +66,18 @@ def test_every_asset_check_sensor_job_and_schedule_is_present(dagster_home) -> N
         "run_failure_alert_sensor",
         "freshness_checks_sensor",
     }
-    assert {job.name for job in defs.jobs} >= {"tiktok_posts_job", "orders_job", "orders_loader_lag_job"}
+    assert {job.name for job in defs.jobs} >= {
+        "tiktok_posts_job",
+        "orders_job",
+        "orders_loader_lag_job",
+        "warehouse_cost_job",
+    }
     schedules = defs.get_repository_def().schedule_defs
-    assert {schedule.job_name for schedule in schedules} >= {"tiktok_posts_job", "orders_loader_lag_job"}
+    assert {schedule.job_name for schedule in schedules} >= {
+        "tiktok_posts_job",
+        "orders_loader_lag_job",
+        "warehouse_cost_job",
+    }
     freshness = {asset for asset, name in checks if "freshness" in name}
     assert freshness == {"raw_tiktok_posts", "ORDERS"}
     groups = {graph.get(key).group_name for key in graph.get_all_asset_keys()}

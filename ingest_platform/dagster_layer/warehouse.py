@@ -95,18 +95,25 @@ def orders(
 
     with warehouse.open() as wh:
         result = wh.merge("ORDERS", shielded, key_columns=["order_id"], query_tag=query_tag(context))
-        duplicate_keys = int(
-            wh.read_sql("SELECT COUNT(*) - COUNT(DISTINCT order_id) AS d FROM ORDERS").iloc[0, 0]
+        # A first batch with no valid order (only bad files/rows) creates no table: nothing to count.
+        duplicate_keys = (
+            int(wh.read_sql("SELECT COUNT(*) - COUNT(DISTINCT order_id) AS d FROM ORDERS").iloc[0, 0])
+            if "orders" in wh.list_tables()
+            else 0
         )
-    # Files move only after the MERGE committed: a crash before this line reloads them idempotently.
     good_files = [file for file in batch if file.path not in read.bad_files]
-    zone.mark_processed(good_files)
-
+    # Rejects are spooled before the files move: once moved, a crash would lose them for good,
+    # while a rerun of the still-pending files replaces this spool. The key covers the loaded files
+    # only: quarantined files are gone by the rerun, and must not change the key.
     letters = list(read.rejects) + list(validation.rejects)
-    batch_key = "orders-" + hashlib.sha256("|".join(sorted(f.path for f in batch)).encode()).hexdigest()[:16]
+    batch_key = (
+        "orders-" + hashlib.sha256("|".join(sorted(f.path for f in good_files)).encode()).hexdigest()[:16]
+    )
     rejected = spool_dead_letters(
         context, raw_store.open(), source="ORDERS", batch_key=batch_key, letters=letters
     )
+    # Files move only after the MERGE committed: a crash before this line reloads them idempotently.
+    zone.mark_processed(good_files)
     total = rejected + len(validation.valid)
     dead_letter_rate = rate(rejected, total)
     return MaterializeResult(
