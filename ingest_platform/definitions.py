@@ -1,6 +1,7 @@
 """The whole platform on one screen: assets, checks, jobs, schedules, sensors, resources per env.
 
-    raw_tiktok_posts ─▶ hashed_posts ─▶ enriched_posts      (daily partitions)
+    raw_tiktok_posts ──┬▶ hashed_posts ─▶ enriched_posts    (daily partitions)
+    raw_facebook_posts ┘
     landing/*.jsonl  ─▶ ORDERS                              (sensor-buffered file batches)
     every reject     ─▶ dead_letters
 
@@ -24,7 +25,7 @@ from ingest_platform.dagster_layer.monitoring import (
 )
 from ingest_platform.dagster_layer.privacy import hashed_posts
 from ingest_platform.dagster_layer.quality import dead_letters
-from ingest_platform.dagster_layer.sources import raw_tiktok_posts
+from ingest_platform.dagster_layer.sources import raw_facebook_posts, raw_tiktok_posts
 from ingest_platform.dagster_layer.warehouse import orders, orders_job, orders_landing_sensor
 
 INGEST_ENV = os.environ.get("INGEST_ENV", "local")
@@ -35,15 +36,30 @@ tiktok_posts_job = define_asset_job(
     tags={"ingest_platform/platform": "tiktok"},
     description="Scrape the day's TikTok targets, pseudonymise, enrich.",
 )
+facebook_posts_job = define_asset_job(
+    "facebook_posts_job",
+    selection=AssetSelection.assets(raw_facebook_posts, hashed_posts, enriched_posts),
+    tags={"ingest_platform/platform": "facebook"},
+    description="Fetch the day's Facebook page posts through Apify, pseudonymise, enrich.",
+)
 
 
 def make_definitions(environment: str = INGEST_ENV) -> Definitions:
     return Definitions(
-        assets=[raw_tiktok_posts, hashed_posts, enriched_posts, orders, dead_letters, warehouse_cost],
+        assets=[
+            raw_tiktok_posts,
+            raw_facebook_posts,
+            hashed_posts,
+            enriched_posts,
+            orders,
+            dead_letters,
+            warehouse_cost,
+        ],
         asset_checks=[*freshness_checks, orders_loader_lag],
-        jobs=[tiktok_posts_job, orders_job, loader_lag_job, warehouse_cost_job],
+        jobs=[tiktok_posts_job, facebook_posts_job, orders_job, loader_lag_job, warehouse_cost_job],
         schedules=[
             build_schedule_from_partitioned_job(tiktok_posts_job, hour_of_day=2, minute_of_hour=15),
+            build_schedule_from_partitioned_job(facebook_posts_job, hour_of_day=2, minute_of_hour=45),
             loader_lag_schedule,
             warehouse_cost_schedule,
         ],

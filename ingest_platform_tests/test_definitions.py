@@ -13,6 +13,7 @@ from ingest_platform_tests.conftest import REPO_ROOT
 
 EXPECTED_ASSETS = {
     "raw_tiktok_posts",
+    "raw_facebook_posts",
     "hashed_posts",
     "enriched_posts",
     "ORDERS",
@@ -28,6 +29,8 @@ EXPECTED_CHECKS = {
     ("raw_tiktok_posts", "proxy_failure_rate"),
     ("raw_tiktok_posts", "captcha_solve_rate"),
     ("ORDERS", "loader_lag"),
+    ("raw_facebook_posts", "scraper_success_rate"),
+    ("raw_facebook_posts", "dead_letter_rate"),
     ("warehouse_cost", "daily_cost_under_limit"),
     ("warehouse_cost", "average_batch_size"),
 }

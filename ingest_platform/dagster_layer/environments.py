@@ -14,8 +14,10 @@ from dagster import EnvVar
 
 from ingest_platform.dagster_layer.alerts import AlertsResource
 from ingest_platform.dagster_layer.resources import (
+    ApifyResource,
     EmbeddingResource,
     LandingZoneResource,
+    PricesResource,
     PrivacyResource,
     ProxyPoolResource,
     RawStoreResource,
@@ -52,6 +54,7 @@ def local_resources() -> dict[str, Any]:
             min_delay_s=float(_env("SCRAPER_MIN_DELAY_S", "0.2")),
             max_delay_s=float(_env("SCRAPER_MAX_DELAY_S", "0.6")),
             list_wait_s=float(_env("SCRAPER_LIST_WAIT_S", "10")),
+            backend=_default_backend(),  # type: ignore[arg-type]
         ),
         "privacy": PrivacyResource(hmac_key=os.environ.get("PRIVACY_HMAC_KEY"), environment="local"),
         "embeddings": EmbeddingResource(
@@ -60,7 +63,32 @@ def local_resources() -> dict[str, Any]:
         ),
         "thresholds": ThresholdsResource(),
         "alerts": _alerts(),
+        "apify": _apify(),
+        "prices": _prices(),
     }
+
+
+def _default_backend() -> str:
+    # auto needs Apify; without a token the browser is the only backend there is.
+    return _env("TIKTOK_BACKEND", "auto" if os.environ.get("APIFY_TOKEN") else "browser")
+
+
+def _apify() -> ApifyResource:
+    return ApifyResource(
+        token=EnvVar("APIFY_TOKEN") if os.environ.get("APIFY_TOKEN") else None,
+        api_url=_env("APIFY_API_URL", "https://api.apify.com"),
+        tiktok_actor=_env("APIFY_TIKTOK_ACTOR", "clockworks/tiktok-scraper"),
+        facebook_actor=_env("APIFY_FACEBOOK_ACTOR", "apify/facebook-posts-scraper"),
+    )
+
+
+def _prices() -> PricesResource:
+    return PricesResource(
+        proxy_usd_per_gb=float(_env("PRICE_PROXY_USD_PER_GB", "8.0")),
+        captcha_usd_per_1k=float(_env("PRICE_CAPTCHA_USD_PER_1K", "2.0")),
+        apify_usd_per_1k_results=float(_env("PRICE_APIFY_USD_PER_1K_RESULTS", "3.7")),
+        apify_usd_per_compute_unit=float(_env("PRICE_APIFY_USD_PER_CU", "0.4")),
+    )
 
 
 def _alerts() -> AlertsResource:
@@ -100,6 +128,7 @@ def prod_resources() -> dict[str, Any]:
             browser_executable=os.environ.get("INGEST_BROWSER_PATH"),
             min_delay_s=float(_env("SCRAPER_MIN_DELAY_S", "3")),
             max_delay_s=float(_env("SCRAPER_MAX_DELAY_S", "8")),
+            backend=_default_backend(),  # type: ignore[arg-type]
         ),
         "privacy": PrivacyResource(
             hmac_key=EnvVar("PRIVACY_HMAC_KEY"), key_id=os.environ.get("PRIVACY_KEY_ID"), environment="prod"
@@ -112,6 +141,8 @@ def prod_resources() -> dict[str, Any]:
         ),
         "thresholds": ThresholdsResource(),
         "alerts": _alerts(),
+        "apify": _apify(),
+        "prices": _prices(),
     }
 
 

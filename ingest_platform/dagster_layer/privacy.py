@@ -15,7 +15,7 @@ from dagster import (
 
 from ingest_platform.dagster_layer.common import daily_partitions, numeric_metadata, query_tag
 from ingest_platform.dagster_layer.resources import PrivacyResource, RawStoreResource, WarehouseResource
-from ingest_platform.dagster_layer.sources import raw_tiktok_posts
+from ingest_platform.dagster_layer.sources import raw_facebook_posts, raw_tiktok_posts
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,7 +42,7 @@ def find_raw_values(raw: "pd.DataFrame", output: "pd.DataFrame") -> list[str]:
 @asset(
     group_name="privacy",
     partitions_def=daily_partitions,
-    deps=[raw_tiktok_posts],
+    deps=[raw_tiktok_posts, raw_facebook_posts],
     pool="warehouse",
     kinds={"python", "duckdb", "snowflake"},
     automation_condition=AutomationCondition.eager(),
@@ -65,7 +65,12 @@ def hashed_posts(
     from ingest_platform.privacy.policies import POSTS_POLICY
 
     partition = context.partition_key
-    raw = raw_store.open().read_posts("tiktok", partition)
+    import pandas as pd
+
+    store = raw_store.open()
+    # Both platforms, every time: the partition replace below rewrites the day's whole slice.
+    frames = [store.read_posts(platform, partition) for platform in ("tiktok", "facebook")]
+    raw = pd.concat([frame for frame in frames if len(frame)] or frames[:1], ignore_index=True)
     shielded, stats = privacy.apply(POSTS_POLICY, raw)
     leaks = find_raw_values(raw, shielded)
     shielded = shielded.assign(partition_date=partition)

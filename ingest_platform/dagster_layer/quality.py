@@ -13,12 +13,12 @@ from ingest_platform.dagster_layer.common import query_tag
 from ingest_platform.dagster_layer.enrichment import enriched_posts
 from ingest_platform.dagster_layer.privacy import hashed_posts
 from ingest_platform.dagster_layer.resources import PrivacyResource, RawStoreResource, WarehouseResource
-from ingest_platform.dagster_layer.sources import raw_tiktok_posts
+from ingest_platform.dagster_layer.sources import raw_facebook_posts, raw_tiktok_posts
 
 
 @asset(
     group_name="quality",
-    deps=[raw_tiktok_posts, hashed_posts, enriched_posts, AssetKey("ORDERS")],
+    deps=[raw_tiktok_posts, raw_facebook_posts, hashed_posts, enriched_posts, AssetKey("ORDERS")],
     pool="warehouse",
     kinds={"python", "duckdb", "snowflake"},
     automation_condition=AutomationCondition.eager(),

@@ -129,6 +129,9 @@ class TikTokScraperResource(ConfigurableResource):
     page_timeout_s: float = 30.0
     list_wait_s: float = 10.0
     concurrent_sessions: int = Field(default=2, ge=1)
+    backend: Literal["browser", "apify", "auto"] = Field(
+        default="browser", description="TIKTOK_BACKEND: browser, apify, or auto (browser, then Apify)."
+    )
 
     def settings(self) -> BrowserSettings:
         from ingest_platform.scraping.browser import BrowserSettings
@@ -248,3 +251,58 @@ class ThresholdsResource(ConfigurableResource):
     daily_cost_max_usd: float = Field(default=15.0, ge=0)
     avg_batch_min_records: int = Field(default=5_000, ge=1)
     loader_lag_max_records: int = Field(default=10_000, ge=1)
+
+
+class ApifyResource(ConfigurableResource):
+    """Apify actors: the zero-maintenance fallback for TikTok and the source for Facebook."""
+
+    token: str | None = Field(default=None, description="APIFY_TOKEN (secret).")
+    api_url: str = Field(default="https://api.apify.com", description="APIFY_API_URL.")
+    tiktok_actor: str = "clockworks/tiktok-scraper"
+    facebook_actor: str = "apify/facebook-posts-scraper"
+    run_timeout_s: int = Field(default=900, ge=10)
+    max_items: int = Field(default=10_000, ge=1)
+    memory_mbytes: int = Field(default=1024, ge=128)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.token)
+
+    def fetcher(self, progress: Any = None) -> Any:
+        from pydantic import SecretStr
+
+        from ingest_platform.scraping.apify_backend import ApifyFetcher, ApifySettings
+
+        if not self.token:
+            raise Failure(
+                description="Apify is not configured: set APIFY_TOKEN (and APIFY_API_URL if not apify.com)"
+            )
+        settings = ApifySettings(
+            token=SecretStr(self.token),
+            api_url=self.api_url,
+            tiktok_actor=self.tiktok_actor,
+            facebook_actor=self.facebook_actor,
+            run_timeout_s=self.run_timeout_s,
+            max_items=self.max_items,
+            memory_mbytes=self.memory_mbytes,
+        )
+        return ApifyFetcher(settings, progress=progress)
+
+
+class PricesResource(ConfigurableResource):
+    """Unit prices behind the cost per 1,000 posts of each backend (set them to your contracts)."""
+
+    proxy_usd_per_gb: float = Field(default=8.0, ge=0)
+    captcha_usd_per_1k: float = Field(default=2.0, ge=0)
+    apify_usd_per_1k_results: float = Field(default=3.7, ge=0)
+    apify_usd_per_compute_unit: float = Field(default=0.4, ge=0)
+
+    def backend_prices(self) -> Any:
+        from ingest_platform.scraping.backend_cost import BackendPrices
+
+        return BackendPrices(
+            proxy_usd_per_gb=self.proxy_usd_per_gb,
+            captcha_usd_per_1k=self.captcha_usd_per_1k,
+            apify_usd_per_1k_results=self.apify_usd_per_1k_results,
+            apify_usd_per_compute_unit=self.apify_usd_per_compute_unit,
+        )
