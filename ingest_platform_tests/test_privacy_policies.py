@@ -257,3 +257,18 @@ def test_profile_urls_on_any_host_lose_their_handle(pseudo: Pseudonymizer) -> No
     # Same handle, same tag, whatever its case or host: rows stay joinable per author.
     assert tokens[0].split("/@")[1] == tokens[1].split("/@")[1].split("/")[0]
     assert tokens[1].endswith("/video/7712971909748508702")
+
+
+def test_the_rows_own_handle_is_tokenised_in_urls_without_an_at(pseudo: Pseudonymizer) -> None:
+    urls = pd.Series(
+        ["https://www.facebook.com/cityroasters", "https://www.facebook.com/reel/2330959977401189/"]
+    )
+    handles = pd.Series(["CityRoasters", "cityroasters"])
+    tokens, replaced = tokenise_url_handles(urls, pseudo, handles)
+    assert replaced == 1
+    assert "cityroasters" not in tokens[0].lower() and tokens[0].startswith(
+        "https://www.facebook.com/[URL_HANDLE:"
+    )
+    assert (
+        tokens[1] == "https://www.facebook.com/reel/2330959977401189/"
+    )  # the handle is not in it: untouched

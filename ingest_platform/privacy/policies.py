@@ -44,6 +44,7 @@ class ColumnPolicy:
     output: str | None = None  # output column name; None = the action's default
     generalisation: Generalisation | None = None
     many: bool = False  # HASH over a list column (mentions) -> list of tokens
+    handle_column: str | None = None  # URL_HANDLES: the row's own handle, tokenised wherever it appears
 
     def __post_init__(self) -> None:
         if self.action is Action.HASH and self.kind not in TOKEN_KINDS:
@@ -70,8 +71,8 @@ class ColumnPolicy:
         return cls(Action.GENERALISE, generalisation=Generalisation(how), output=output)
 
     @classmethod
-    def url_handles(cls, *, output: str | None = None) -> ColumnPolicy:
-        return cls(Action.URL_HANDLES, kind="handle", output=output)
+    def url_handles(cls, *, output: str | None = None, handle_column: str | None = None) -> ColumnPolicy:
+        return cls(Action.URL_HANDLES, kind="handle", output=output, handle_column=handle_column)
 
     @classmethod
     def scrubbed(cls, *, output: str | None = None) -> ColumnPolicy:
@@ -204,7 +205,10 @@ class TablePolicy:
                 out[target] = values.rename(target)
                 stats.generalised[target] = int(values.notna().sum())
             elif action is Action.URL_HANDLES:
-                values, replaced = tokenise_url_handles(series, pseudonymizer)
+                own_handles = (
+                    df[policy.handle_column] if policy.handle_column and policy.handle_column in df else None
+                )
+                values, replaced = tokenise_url_handles(series, pseudonymizer, own_handles)
                 out[target] = values.rename(target)
                 stats.scrubbed[target] = {"URL_HANDLE": replaced}
             elif action is Action.SCRUB:
@@ -223,24 +227,48 @@ class TablePolicy:
 _URL_HANDLE_SEGMENT = re.compile(r"(?<=/)@([A-Za-z0-9_.\-]{1,64})")
 
 
-def tokenise_url_handles(series: pd.Series, pseudonymizer: Pseudonymizer) -> tuple[pd.Series, int]:
-    """``…/@alice/video/1`` -> ``…/@[URL_HANDLE:ab12cd34]/video/1`` with the handle's keyed tag."""
+def tokenise_url_handles(
+    series: pd.Series, pseudonymizer: Pseudonymizer, own_handles: pd.Series | None = None
+) -> tuple[pd.Series, int]:
+    """``…/@alice/video/1`` -> ``…/@[URL_HANDLE:ab12cd34]/video/1`` with the handle's keyed tag.
+
+    ``own_handles`` (the row's author handle) also catches profile URLs without an ``@``, such as
+    ``facebook.com/<page>``: any path segment equal to the row's handle, in any case, is replaced.
+    """
     replaced = 0
 
-    def one(value: object) -> object:
+    def tag(handle: str) -> str:
+        return (
+            f"[URL_HANDLE:{pseudonymizer.short_token(pseudonymizer.normalise(handle, 'handle'), 'handle')}]"
+        )
+
+    def one(value: object, own: object) -> object:
         nonlocal replaced
-        if not isinstance(value, str) or "/@" not in value:
+        if not isinstance(value, str):
             return value
 
         def swap(match: re.Match[str]) -> str:
             nonlocal replaced
             replaced += 1
-            handle = pseudonymizer.normalise(match.group(1), "handle")
-            return f"@[URL_HANDLE:{pseudonymizer.short_token(handle, 'handle')}]"
+            return "@" + tag(match.group(1))
 
-        return _URL_HANDLE_SEGMENT.sub(swap, value)
+        value = _URL_HANDLE_SEGMENT.sub(swap, value)
+        if isinstance(own, str) and own.strip():
+            wanted = own.strip().lstrip("@").casefold()
+            head, sep, rest = value.partition("://")
+            parts = (rest if sep else head).split("/")
+            for index, part in enumerate(parts[1:] if sep else parts, start=1 if sep else 0):
+                segment = part.split("?")[0]
+                if segment.lstrip("@").casefold() == wanted:
+                    parts[index] = part.replace(
+                        segment, ("@" if segment.startswith("@") else "") + tag(wanted), 1
+                    )
+                    replaced += 1
+            value = head + sep + "/".join(parts) if sep else "/".join(parts)
+        return value
 
-    values = series.map(one)
+    owns = own_handles.tolist() if own_handles is not None else [None] * len(series)
+    values = pd.Series([one(v, o) for v, o in zip(series.tolist(), owns, strict=True)], index=series.index)
     return values, replaced
 
 
@@ -334,7 +362,7 @@ POSTS_POLICY = TablePolicy(
         "is_ad": _KEEP,
         "is_slideshow": _KEEP,
         # Post URLs embed the author's handle (tiktok.com/@name/video/...): scrub, don't keep.
-        "source_url": ColumnPolicy.url_handles(),
+        "source_url": ColumnPolicy.url_handles(handle_column="author_handle"),
         "scraped_at": _KEEP,
         "proxy_id": _KEEP,
         "backend": _KEEP,

@@ -1,0 +1,111 @@
+"""Source assets through Apify: Facebook posts and TikTok's apify backend, against the local stand-in."""
+
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance, materialize
+
+from ingest_platform.dagster_layer.privacy import hashed_posts
+from ingest_platform.dagster_layer.resources import (
+    ApifyResource,
+    PricesResource,
+    PrivacyResource,
+    ProxyPoolResource,
+    RawStoreResource,
+    ThresholdsResource,
+    TikTokScraperResource,
+    WarehouseResource,
+)
+from ingest_platform.dagster_layer.sources import raw_facebook_posts, raw_tiktok_posts
+
+PARTITION = "2026-11-28"
+PAGES = ["https://www.facebook.com/cityroasters", "https://www.facebook.com/harbourbooks"]
+
+
+@pytest.fixture
+def apify_stand_in(sandbox_content):
+    from ingest_platform.sandbox.apify_api import ApifyStandIn
+
+    stand_in = ApifyStandIn(sandbox_content, token="apify_test_token")
+    stand_in.start()
+    yield stand_in
+    stand_in.stop()
+
+
+def _resources(tmp_path: Path, stand_in, **overrides) -> dict:
+    resources = {
+        "apify": ApifyResource(token="apify_test_token", api_url=stand_in.api_url),
+        "prices": PricesResource(),
+        "raw_store": RawStoreResource(uri=str(tmp_path / "raw")),
+        "thresholds": ThresholdsResource(),
+        "proxy_pool": ProxyPoolResource(proxy_list=""),
+        "tiktok_scraper": TikTokScraperResource(base_url="https://www.tiktok.com", targets=""),
+        "privacy": PrivacyResource(hmac_key="k" * 48),
+        "warehouse": WarehouseResource(engine="duckdb", duckdb_path=str(tmp_path / "wh.duckdb")),
+    }
+    resources.update(overrides)
+    return resources
+
+
+def test_facebook_posts_flow_into_hashed_posts(tmp_path, dagster_home, apify_stand_in) -> None:
+    resources = _resources(tmp_path, apify_stand_in)
+    result = materialize(
+        [raw_facebook_posts, hashed_posts],
+        resources=resources,
+        partition_key=PARTITION,
+        instance=DagsterInstance.ephemeral(),
+        run_config={"ops": {"raw_facebook_posts": {"config": {"pages": PAGES, "results_limit": 25}}}},
+    )
+    assert result.success
+    metadata = result.asset_materializations_for_node("raw_facebook_posts")[0].metadata
+    assert metadata["dagster/row_count"].value == 50
+    assert metadata["apify_cost_usd"].value > 0
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks["scraper_success_rate"] is True
+    raw = resources["raw_store"].open().read_posts("facebook", PARTITION)
+    assert set(raw["platform"]) == {"facebook"} and set(raw["backend"]) == {"apify"}
+    with resources["warehouse"].open() as wh:
+        loaded = wh.read_sql("SELECT platform, post_id FROM hashed_posts")
+    assert sorted(loaded["post_id"]) == sorted(raw["post_id"])
+
+
+def test_tiktok_through_apify_gives_the_sandbox_posts(
+    tmp_path, dagster_home, apify_stand_in, sandbox_content
+) -> None:
+    profile = sandbox_content.profiles[0]
+    resources = _resources(tmp_path, apify_stand_in)
+    result = materialize(
+        [raw_tiktok_posts],
+        resources=resources,
+        partition_key=PARTITION,
+        instance=DagsterInstance.ephemeral(),
+        run_config={
+            "ops": {
+                "raw_tiktok_posts": {"config": {"targets": [f"@{profile.unique_id}"], "backend": "apify"}}
+            }
+        },
+    )
+    assert result.success
+    raw = resources["raw_store"].open().read_posts("tiktok", PARTITION)
+    assert sorted(raw["post_id"]) == sorted(profile.post_ids)
+    assert set(raw["backend"]) == {"apify"}
+
+
+def test_a_failed_actor_run_fails_the_blocking_check_and_keeps_nothing_half_done(
+    tmp_path, dagster_home, apify_stand_in
+) -> None:
+    apify_stand_in.config.final_status = "FAILED"
+    apify_stand_in.config.failed_run_keeps = 0.0
+    resources = _resources(tmp_path, apify_stand_in)
+    result = materialize(
+        [raw_facebook_posts, hashed_posts],
+        resources=resources,
+        partition_key=PARTITION,
+        instance=DagsterInstance.ephemeral(),
+        raise_on_error=False,
+        run_config={"ops": {"raw_facebook_posts": {"config": {"pages": PAGES[:1]}}}},
+    )
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks["scraper_success_rate"] is False
+    assert not result.success  # blocking: hashed_posts did not load a failed fetch
+    assert result.asset_materializations_for_node("hashed_posts") == []
