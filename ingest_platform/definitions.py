@@ -25,6 +25,7 @@ from ingest_platform.dagster_layer.monitoring import (
 )
 from ingest_platform.dagster_layer.privacy import hashed_posts
 from ingest_platform.dagster_layer.quality import dead_letters
+from ingest_platform.dagster_layer.reporting import cost_report, cost_report_job, cost_report_schedule
 from ingest_platform.dagster_layer.sources import raw_facebook_posts, raw_tiktok_posts
 from ingest_platform.dagster_layer.warehouse import orders, orders_job, orders_landing_sensor
 
@@ -54,14 +55,23 @@ def make_definitions(environment: str = INGEST_ENV) -> Definitions:
             orders,
             dead_letters,
             warehouse_cost,
+            cost_report,
         ],
         asset_checks=[*freshness_checks, orders_loader_lag],
-        jobs=[tiktok_posts_job, facebook_posts_job, orders_job, loader_lag_job, warehouse_cost_job],
+        jobs=[
+            tiktok_posts_job,
+            facebook_posts_job,
+            orders_job,
+            loader_lag_job,
+            warehouse_cost_job,
+            cost_report_job,
+        ],
         schedules=[
             build_schedule_from_partitioned_job(tiktok_posts_job, hour_of_day=2, minute_of_hour=15),
             build_schedule_from_partitioned_job(facebook_posts_job, hour_of_day=2, minute_of_hour=45),
             loader_lag_schedule,
             warehouse_cost_schedule,
+            cost_report_schedule,
         ],
         sensors=[orders_landing_sensor, check_alert_sensor, run_failure_alert_sensor, freshness_sensor],
         resources=resources_for(environment),

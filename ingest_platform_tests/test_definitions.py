@@ -19,6 +19,7 @@ EXPECTED_ASSETS = {
     "ORDERS",
     "dead_letters",
     "warehouse_cost",
+    "cost_report",
 }
 EXPECTED_CHECKS = {
     ("raw_tiktok_posts", "scraper_success_rate"),

@@ -99,6 +99,12 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory):
                 },
             )
             results["orders"] = orders_job.execute_in_process(instance=instance, raise_on_error=False)
+            results["warehouse_cost"] = defs.resolve_job_def("warehouse_cost_job").execute_in_process(
+                instance=instance, partition_key=CLEAN_PARTITION, raise_on_error=False
+            )
+            results["cost_report"] = defs.resolve_job_def("cost_report_job").execute_in_process(
+                instance=instance, raise_on_error=False
+            )
             first = _counts(defs)
             # Rerun everything: the same partition re-scraped, the same order files landing again.
             _seed_orders(landing)
@@ -236,3 +242,15 @@ def test_bad_proxy_list_fails_with_one_clear_message_naming_the_setting(
         records = instance.get_records_for_run(result.run_id, limit=10_000).records
         stored = "\n".join(json.dumps(r.event_log_entry.to_json()) for r in records)
         assert "hunter2secret" not in stored
+
+
+def test_cost_report_renders_the_seeds_analysis_from_measured_data(pipeline: PipelineRun) -> None:
+    assert pipeline.results["warehouse_cost"].success and pipeline.results["cost_report"].success
+    cost = pipeline.results["warehouse_cost"].asset_materializations_for_node("warehouse_cost")[0].metadata
+    assert cost["loads"].value >= 4 and cost["source"].value == "ledger_estimate"
+    report = pipeline.results["cost_report"].asset_materializations_for_node("cost_report")[0].metadata
+    assert report["days_measured"].value == 2  # the clean and the broken partition
+    assert report["monthly_warehouse_usd"].value > 0
+    # The browser delivered on the clean day but not on the broken one: below 95% on average.
+    assert report["recommendation"].value == "switch to Apify"
+    assert "| Snowflake ingestion |" in report["report"].value
