@@ -38,24 +38,44 @@ def apply_pool_limits(instance: Any) -> None:
         instance.event_log_storage.set_concurrency_slots(pool, limit)
 
 
-def start_sandbox(port: int) -> Any:
-    """Start the local TikTok stand-in; a busy port falls back to a free one."""
-    from ingest_platform.sandbox.server import SandboxServer
-
-    server = SandboxServer(port=port)
-    try:
-        server.start()
-    except OSError:
-        server = SandboxServer(port=0)
-        server.start()
-    return server
+DEMO_FACEBOOK_PAGES = ("https://www.facebook.com/cityroasters", "https://www.facebook.com/harbourbooks")
 
 
-def sandbox_environment(server: Any) -> dict[str, str]:
-    """Settings that point the platform at a running sandbox."""
-    from ingest_platform.sandbox.server import default_targets
+class LocalStack:
+    """Every offline stand-in the platform talks to: the TikTok site with its proxies and
+    Anti-Captcha service (``SandboxStack``) and the Apify API. Production code only sees URLs."""
 
-    return {"TIKTOK_BASE_URL": server.base_url, "TIKTOK_TARGETS": ",".join(default_targets(server.content))}
+    def __init__(self, port: int, scenario: str = "calm") -> None:
+        from ingest_platform.sandbox.apify_api import ApifyStandIn
+        from ingest_platform.sandbox.stack import SandboxStack
+
+        try:
+            self.stack = SandboxStack(scenario=scenario, port=port).start()
+        except OSError:  # the usual port is busy: any free one will do
+            self.stack = SandboxStack(scenario=scenario, port=0).start()
+        try:
+            self.apify = ApifyStandIn(self.stack.content, token="apify_demo_token")
+            self.apify.start()
+        except BaseException:
+            self.stack.stop()
+            raise
+
+    @property
+    def base_url(self) -> str:
+        return self.stack.base_url
+
+    def env(self) -> dict[str, str]:
+        return {
+            **self.stack.env(),
+            "APIFY_TOKEN": "apify_demo_token",
+            "APIFY_API_URL": self.apify.api_url,
+            "FACEBOOK_PAGES": ",".join(DEMO_FACEBOOK_PAGES),
+            "TIKTOK_BACKEND": "auto",
+        }
+
+    def stop(self) -> None:
+        self.apify.stop()
+        self.stack.stop()
 
 
 def seed_landing_zone(landing: Path) -> dict[str, Any]:
@@ -89,10 +109,10 @@ def run_demo(args: argparse.Namespace) -> int:
     home = prepare_home(Path(args.home) if args.home else None)
     os.environ.setdefault("INGEST_ENV", "local")
     print(f"DAGSTER_HOME={home}")
-    server = start_sandbox(args.port)
-    print(f"Sandbox TikTok at {server.base_url}")
+    server = LocalStack(args.port)
+    print(f"Sandbox TikTok at {server.base_url} (3 proxies, Anti-Captcha and Apify stand-ins)")
     try:
-        os.environ.update(sandbox_environment(server))
+        os.environ.update(server.env())
         landing = Path(os.environ.get("ORDERS_LANDING_URI") or home / "landing" / "orders")
         seeded = seed_landing_zone(landing)
         print(f"Landing zone {landing}: {seeded['files']} order files ({seeded['orders']} orders, 1 corrupt)")
@@ -105,7 +125,14 @@ def run_demo(args: argparse.Namespace) -> int:
         apply_pool_limits(instance)
         partition = datetime.now(UTC).strftime("%Y-%m-%d")
         outcomes = []
-        for job_name, partition_key in (("tiktok_posts_job", partition), ("orders_job", None)):
+        jobs = (
+            ("tiktok_posts_job", partition),
+            ("facebook_posts_job", partition),
+            ("orders_job", None),
+            ("warehouse_cost_job", partition),
+            ("cost_report_job", None),
+        )
+        for job_name, partition_key in jobs:
             print(f"Running {job_name}{f' for {partition_key}' if partition_key else ''} …", flush=True)
             job = defs.resolve_job_def(job_name)
             result = job.execute_in_process(
@@ -127,6 +154,14 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"checks: {passed} passed, {len(checks) - passed} failed")
         for asset_key, check_name, ok in checks:
             print(f"  [{'PASS' if ok else 'FAIL'}] {asset_key}.{check_name}")
+        from dagster import AssetKey
+
+        report = instance.get_latest_materialization_event(AssetKey("cost_report"))
+        if report is not None and report.asset_materialization is not None:
+            recommendation = report.asset_materialization.metadata.get("recommendation")
+            reason = report.asset_materialization.metadata.get("reason")
+            print(f"cost report: {getattr(recommendation, 'value', recommendation)} "
+                  f"({getattr(reason, 'value', reason)})")  # fmt: skip
         print(f"warehouse file: {warehouse.duckdb_path}")
         print("open the UI: make dev  →  http://127.0.0.1:3000 (runs above are in its run history)")
         return 0 if all(success for _, _, success in outcomes) else 1
@@ -137,8 +172,8 @@ def run_demo(args: argparse.Namespace) -> int:
 def run_dev(args: argparse.Namespace) -> int:
     home = prepare_home(Path(args.home) if args.home else None)
     os.environ.setdefault("INGEST_ENV", "local")
-    server = start_sandbox(args.sandbox_port)
-    env = {**os.environ, **sandbox_environment(server)}
+    server = LocalStack(args.sandbox_port)
+    env = {**os.environ, **server.env()}
     from dagster import DagsterInstance
 
     apply_pool_limits(DagsterInstance.get())
@@ -166,7 +201,7 @@ def run_dev(args: argparse.Namespace) -> int:
 def run_sandbox(args: argparse.Namespace) -> int:
     from ingest_platform.sandbox.server import serve_forever
 
-    serve_forever(args.host, args.port)
+    serve_forever(args.host, args.port, scenario=args.scenario)
     return 0
 
 
@@ -217,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox = commands.add_parser("sandbox", help="serve the local TikTok stand-in in the foreground")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=DEFAULT_SANDBOX_PORT)
+    sandbox.add_argument("--scenario", default=None, help="a preset of ingest_platform.sandbox.scenarios")
     sandbox.set_defaults(handler=run_sandbox)
 
     parse_page = commands.add_parser(
