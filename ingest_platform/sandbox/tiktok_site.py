@@ -1,4 +1,4 @@
-"""An offline TikTok-like web site (aiohttp) serving ``SandboxContent``.
+"""An offline TikTok-like web site (aiohttp) serving ``SandboxContent``, which can fight back.
 
 It reproduces what a scraper meets on the real site (REFERENCE §3):
 
@@ -9,71 +9,94 @@ It reproduces what a scraper meets on the real site (REFERENCE §3):
   ``/api/post/item_list/`` or ``/api/challenge/item_list/`` (30 a page, ``cursor`` +
   ``hasMore``) and renders the items, loading more on scroll or ``window.__loadMore()``; a
   browser scraper intercepts those responses, as it must on the real site;
-* status codes live in the JSON (``statusCode`` 10221 = user not found) while HTTP says 200.
+* status codes live in the JSON (``statusCode`` 10221 = user not found) while HTTP says 200;
+* anti-bot defences (all off by default, see ``SiteScenario``): per-client rate limits and
+  random 429 bursts, permanent bans (HTTP 403 or ``statusCode`` 10204), reCAPTCHA / hCaptcha /
+  image captchas verified against a ``CaptchaRegistry`` (the site plays Google), TikTok's own
+  slider captcha (unsolvable by a service), a SHA-256 proof-of-work WAF page only a
+  JavaScript-running browser passes, redirects to ``/login``, empty item lists, and detection
+  of ``HeadlessChrome`` user agents and of ``navigator.webdriver``.
 
 Routes::
 
-    GET /                                  index of profiles and hashtags (for humans)
-    GET /@{handle}                         webapp.user-detail
-    GET /@{handle}/video/{id}              webapp.video-detail
-    GET /tag/{name}                        webapp.challenge-detail
-    GET /login                             a login page
-    GET /api/post/item_list/?secUid=&count=&cursor=
-    GET /api/challenge/item_list/?challengeID=&count=&cursor=
-    GET /api/user/detail/?uniqueId=
-    GET /api/challenge/detail/?challengeName=
-    GET /__sandbox__/health                {"ok": true}
-    GET /__sandbox__/clients               per-client request counters
+    GET  /                                  index of profiles and hashtags (for humans)
+    GET  /@{handle}                         webapp.user-detail
+    GET  /@{handle}/video/{id}              webapp.video-detail
+    GET  /tag/{name}                        webapp.challenge-detail
+    GET  /login                             a login page
+    GET  /api/post/item_list/?secUid=&count=&cursor=
+    GET  /api/challenge/item_list/?challengeID=&count=&cursor=
+    GET  /api/user/detail/?uniqueId=
+    GET  /api/challenge/detail/?challengeName=
+    POST /__captcha/verify                  captcha form target (return_to + token or text)
+    POST /__bd/report                       the pages' navigator.webdriver beacon
+    GET  /__sandbox__/health                {"ok": true}
+    GET  /__sandbox__/clients               per-client request and anti-bot counters
 
 ``SiteScenario`` controls misbehaviour. It is read on every request, so a test may change a
-running server's scenario (the model validates assignments).
+running server's scenario (the model validates assignments). ``HOSTILE_CONTRACT.md`` beside
+this file documents the anti-bot contract (fields, markup, counters) for scraper authors.
 
 Where hostile behaviour plugs in: every request passes ``_client_middleware``, which counts it
-per client (IP + User-Agent, ``ClientTracker``) and then asks ``_hostile_response`` whether to
-answer instead of the real handler. Anti-bot behaviours (rate limits answering 429 or an empty
-200, IP bans with statusCode 10204, redirects to /login, the slider captcha, the WAF
-proof-of-work page) become new ``SiteScenario`` fields decided there from the ``ClientRecord``.
+per client (``ClientKey``: the last ``X-Forwarded-For`` entry, else the socket peer, plus the
+User-Agent) and asks ``_hostile_response`` whether to answer instead of the real handler. Every
+random decision is a hash of (scenario seed, client, the client's request number, decision), so
+a run is reproducible whatever the interleaving of clients.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import hashlib
+import hmac
 import html
 import itertools
 import json
+import math
 import threading
 import time
+import urllib.parse
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from ingest_platform.sandbox.captcha_registry import CaptchaRegistry, fraction, render_digits_png
 from ingest_platform.sandbox.content import SandboxContent, SandboxHashtag, SandboxProfile
 
 __all__ = [
+    "CAPTCHA_PASS_COOKIE",
     "CLIENTS_KEY",
     "CLIENT_RECORD_KEY",
     "CONTENT_KEY",
     "DEFAULT_PAGE_SIZE",
+    "HOSTILE_COUNTERS",
+    "REGISTRY_KEY",
     "SCENARIO_KEY",
     "STATUS_INVALID_PARAMS",
+    "STATUS_IP_BLOCKED",
     "STATUS_NOT_FOUND",
     "STATUS_OK",
     "STATUS_USER_NOT_FOUND",
+    "VERIFY_SLIDE_RESPONSE",
+    "WAF_COOKIE",
     "ClientKey",
     "ClientRecord",
     "ClientTracker",
     "SiteScenario",
     "build_app",
     "render_universal_data",
+    "route_kind",
 ]
 
 STATUS_OK = 0
+STATUS_IP_BLOCKED = 10204  # as on the real site
 STATUS_USER_NOT_FOUND = 10221  # as on the real site
 STATUS_NOT_FOUND = 10201  # unknown video or challenge (sandbox choice; 10204 means "IP blocked")
 STATUS_INVALID_PARAMS = 10101  # sandbox choice, sent with HTTP 400
@@ -81,12 +104,43 @@ STATUS_INVALID_PARAMS = 10101  # sandbox choice, sent with HTTP 400
 DEFAULT_PAGE_SIZE = 30
 MAX_PAGE_SIZE = 30
 
+WAF_COOKIE = "_wafchallengeid"
+CAPTCHA_PASS_COOKIE = "captcha_pass"
+#: What TikTok's APIs answer while a client owes a slider captcha.
+VERIFY_SLIDE_RESPONSE: dict[str, str] = {"code": "10000", "type": "verify", "subtype": "slide"}
+
+#: Every per-client anti-bot counter (``ClientRecord.counters``), in reporting order.
+HOSTILE_COUNTERS: tuple[str, ...] = (
+    "rate_limited",  # 429 from rate_limit_per_minute
+    "burst_429",  # 429 from a random burst
+    "ban_imposed",  # the client was banned (once per client)
+    "banned",  # a banned client was refused (403 or 10204), incl. the request that banned it
+    "headless_blocked",  # a HeadlessChrome user agent was refused
+    "webdriver_detected",  # navigator.webdriver reported true (the client is banned)
+    "waf_challenged",  # the WAF proof-of-work page was served
+    "waf_passed",  # a page load carried a valid WAF cookie
+    "waf_bad_cookie",  # a page load carried a WAF cookie that does not verify
+    "login_redirect",  # 302 to /login
+    "captcha_challenged",  # a new captcha challenge was issued (any kind)
+    "captcha_slider",  # ...of which TikTok slider challenges
+    "captcha_shown",  # a captcha page was served (new or repeated challenge)
+    "captcha_solved",  # /__captcha/verify accepted a solution
+    "captcha_failed",  # /__captcha/verify rejected a solution
+    "captcha_pass_used",  # a page load skipped the captcha thanks to a captcha_pass cookie
+    "captcha_api_verify",  # an API answered VERIFY_SLIDE_RESPONSE
+    "empty_list",  # an item-list API answered an empty 200 (soft block)
+)
+
+BanMode = Literal["http_403", "status_10204"]
+CaptchaKind = Literal["recaptcha", "hcaptcha", "image"]
+
 
 class SiteScenario(BaseModel):
     """How the site misbehaves. Empty = a perfectly well-behaved site.
 
-    Later anti-bot behaviours (rate limits, bans, captcha, WAF) are added here as more fields
-    and enforced in ``_hostile_response``.
+    Rates are probabilities per request, decided deterministically from ``seed``, the client and
+    the client's request number. Only page loads (``/``, ``/@…``, ``/tag/…``) and ``/api/…``
+    calls are subject to (and count towards) the anti-bot rules.
     """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -99,65 +153,224 @@ class SiteScenario(BaseModel):
     item_list_latency_ms: int = Field(
         default=0, ge=0, description="Delay before answering the two item_list APIs."
     )
+    seed: int = Field(default=0, description="Seed of every random anti-bot decision.")
+
+    # -- rate limits -------------------------------------------------------------------------
+    rate_limit_per_minute: int | None = Field(
+        default=None, ge=1, description="Page/API requests a client may make per window; then 429."
+    )
+    rate_limit_window_s: float = Field(
+        default=60.0, gt=0, description="The rate-limit window (a minute, shorter in tests)."
+    )
+    burst_429_rate: float = Field(
+        default=0.0, ge=0, le=1, description="Chance a request starts a 429 burst of 1-3 requests."
+    )
+
+    # -- bans --------------------------------------------------------------------------------
+    ban_after_requests: int | None = Field(
+        default=None, ge=0, description="A client's page/API requests after this many are banned for good."
+    )
+    ban_mode: BanMode = Field(
+        default="http_403",
+        description="http_403: banned clients get 403; status_10204: 200 with statusCode 10204.",
+    )
+
+    # -- captchas ----------------------------------------------------------------------------
+    captcha_rate: float = Field(default=0.0, ge=0, le=1, description="Chance a page load is a captcha.")
+    captcha_slider_fraction: float = Field(
+        default=0.0, ge=0, le=1, description="Share of captchas that are TikTok's own slider."
+    )
+    captcha_kind: CaptchaKind = Field(default="recaptcha", description="The solvable captcha's kind.")
+    captcha_pass_pages: int = Field(
+        default=10, ge=0, description="Page loads a solved captcha exempts (with the captcha_pass cookie)."
+    )
+    recaptcha_sitekey: str = "6LcSandboxAAAAAOfflineTikTokStandInKey00"
+    hcaptcha_sitekey: str = "5a1d3c2e-0f00-4bad-9e11-5a4db0c0ffee"
+
+    # -- WAF ---------------------------------------------------------------------------------
+    waf_rate: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Chance a page load without a valid WAF cookie gets the proof-of-work page "
+        "(1.0 = every client must pass it on its first visit).",
+    )
+    waf_difficulty: int = Field(
+        default=3, ge=1, le=6, description="Leading zero hex digits the SHA-256 proof of work needs."
+    )
+
+    # -- other defences ----------------------------------------------------------------------
+    login_redirect_rate: float = Field(default=0.0, ge=0, le=1, description="Chance of 302 to /login.")
+    empty_list_rate: float = Field(
+        default=0.0, ge=0, le=1, description="Chance an item-list API answers an empty 200 (soft block)."
+    )
+    detect_headless_ua: bool = Field(default=False, description="Refuse 'HeadlessChrome' user agents.")
+    detect_webdriver: bool = Field(
+        default=False, description="Ban clients whose pages report navigator.webdriver = true."
+    )
 
     def json_is_broken(self, path: str) -> bool:
         return any(fnmatchcase(path, pattern) for pattern in self.broken_json_paths)
 
+    @property
+    def hostile(self) -> bool:
+        """Whether any anti-bot rule is switched on."""
+        return bool(
+            self.rate_limit_per_minute
+            or self.burst_429_rate
+            or self.ban_after_requests is not None
+            or self.captcha_rate
+            or self.waf_rate
+            or self.login_redirect_rate
+            or self.empty_list_rate
+            or self.detect_headless_ua
+            or self.detect_webdriver
+        )
+
 
 class ClientKey(NamedTuple):
-    """Who is asking: the real site keys its defences on IP and browser identity."""
+    """Who is asking: the real site keys its defences on IP and browser identity.
+
+    The IP is the last ``X-Forwarded-For`` entry (set by the sandbox proxies: the address the
+    site "sees" behind a proxy), else the socket peer.
+    """
 
     ip: str
     user_agent: str
 
     @classmethod
     def of(cls, request: web.Request) -> ClientKey:
-        return cls(request.remote or "", request.headers.get("User-Agent", ""))
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        ip = forwarded.rsplit(",", 1)[-1].strip() if forwarded.strip() else ""
+        return cls(ip or request.remote or "", request.headers.get("User-Agent", ""))
+
+
+RouteKind = Literal["page", "api", "other"]
+
+
+def route_kind(path: str) -> RouteKind:
+    """Pages and APIs are what anti-bot rules watch; everything else (login, captcha form,
+    favicon, beacon, control plane) passes untouched and is not counted against the client."""
+    if path == "/" or path.startswith(("/@", "/tag/")):
+        return "page"
+    if path.startswith("/api/"):
+        return "api"
+    return "other"
 
 
 @dataclass
 class ClientRecord:
     key: ClientKey
     requests: int = 0
-    first_seen: float = 0.0  # time.monotonic(): for future per-window rate limits
+    first_seen: float = 0.0  # time.monotonic()
     last_seen: float = 0.0
     last_path: str = ""
+    page_requests: int = 0
+    api_requests: int = 0
+    banned: bool = False
+    ban_reason: str | None = None  # "request_budget" | "webdriver"
+    challenge: str | None = None  # the captcha this client owes: recaptcha|hcaptcha|image|slider
+    image_png: bytes = b""  # the image captcha currently shown to this client
+    image_answer: str = ""
+    captcha_passes_left: int = 0
+    burst_left: int = 0  # further requests of the current 429 burst
+    last_burst_request: int = -2  # watched_requests number of the last burst refusal
+    webdriver: bool | None = None  # last value the pages reported
+    window: deque[float] = field(default_factory=deque)  # page/API times inside the rate window
+    counters: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def watched_requests(self) -> int:
+        """Page + API requests: what bans and rate limits count."""
+        return self.page_requests + self.api_requests
+
+    def ban(self, reason: str) -> None:
+        if not self.banned:
+            self.banned, self.ban_reason = True, reason
+            self.counters["ban_imposed"] += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ip": self.key.ip,
+            "userAgent": self.key.user_agent,
+            "requests": self.requests,
+            "pageRequests": self.page_requests,
+            "apiRequests": self.api_requests,
+            "banned": self.banned,
+            "banReason": self.ban_reason,
+            "challenge": self.challenge,
+            "captchaPassesLeft": self.captcha_passes_left,
+            "webdriver": self.webdriver,
+            "counters": {name: self.counters[name] for name in HOSTILE_COUNTERS if self.counters[name]},
+        }
 
 
 class ClientTracker:
-    """Per-client request counters. Locked because the server thread writes while tests read."""
+    """Per-client request and anti-bot counters.
+
+    ``lock`` is held while the server thread decides and counts, and while tests read, so a
+    snapshot is always consistent.
+    """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self.lock = threading.RLock()
         self._records: dict[ClientKey, ClientRecord] = {}
 
     def hit(self, key: ClientKey, path: str) -> ClientRecord:
         now = time.monotonic()
-        with self._lock:
+        with self.lock:
             record = self._records.get(key)
             if record is None:
                 record = self._records[key] = ClientRecord(key=key, first_seen=now)
             record.requests += 1
             record.last_seen = now
             record.last_path = path
+            kind = route_kind(path)
+            if kind == "page":
+                record.page_requests += 1
+            elif kind == "api":
+                record.api_requests += 1
             return record
 
     def snapshot(self) -> dict[ClientKey, int]:
-        with self._lock:
+        with self.lock:
             return {key: record.requests for key, record in self._records.items()}
 
     def total(self) -> int:
-        with self._lock:
+        with self.lock:
             return sum(record.requests for record in self._records.values())
 
+    def by_ip(self, ip: str) -> list[dict[str, Any]]:
+        """Every client (one per user agent) seen from ``ip``, as ``stats()`` reports them."""
+        with self.lock:
+            return [r.as_dict() for r in self._records.values() if r.key.ip == ip]
+
+    def stats(self) -> dict[str, Any]:
+        """``{"clients": [...], "totals": {...}}``: what ``/__sandbox__/clients`` serves."""
+        with self.lock:
+            records = list(self._records.values())
+            totals: dict[str, int] = {
+                name: sum(r.counters[name] for r in records) for name in HOSTILE_COUNTERS
+            }
+            totals |= {
+                "clients": len(records),
+                "requests": sum(r.requests for r in records),
+                "page_requests": sum(r.page_requests for r in records),
+                "api_requests": sum(r.api_requests for r in records),
+                "banned_clients": sum(r.banned for r in records),
+                "challenged_clients": sum(r.challenge is not None for r in records),
+            }
+            return {"clients": [r.as_dict() for r in records], "totals": totals}
+
     def reset(self) -> None:
-        with self._lock:
+        with self.lock:
             self._records.clear()
 
 
 CONTENT_KEY = web.AppKey("content", SandboxContent)
 SCENARIO_KEY = web.AppKey("scenario", SiteScenario)
 CLIENTS_KEY = web.AppKey("clients", ClientTracker)
+REGISTRY_KEY = web.AppKey("captcha_registry", CaptchaRegistry)
 _REQUEST_SEQ = web.AppKey("request_seq", itertools.count)
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -166,13 +379,15 @@ CLIENT_RECORD_KEY = web.RequestKey("sandbox_client_record", ClientRecord)  # for
 
 # --------------------------------------------------------------------------- middleware ---
 async def _hostile_response(request: web.Request, record: ClientRecord | None) -> web.StreamResponse | None:
-    """The anti-bot decision point: return a response to answer instead of the real page.
-
-    Nothing is hostile yet. Future ``SiteScenario`` fields (rate limit per client, banned IPs,
-    captcha after N requests, WAF challenge, login wall) are checked here against ``record``.
-    """
-    del request, record
-    return None
+    """The anti-bot decision point: return a response to answer instead of the real page."""
+    if record is None:
+        return None
+    scenario = request.app[SCENARIO_KEY]
+    if not scenario.hostile and record.challenge is None and not record.banned:
+        return None
+    tracker = request.app[CLIENTS_KEY]
+    with tracker.lock:  # decisions read and write the record: keep stats() readers consistent
+        return _decide(request, record, scenario)
 
 
 @web.middleware
@@ -285,6 +500,7 @@ _PAGE_JS = r"""
     params.set(app.dataset.listParam, listKey());
     params.set("count", "30");
     params.set("cursor", state.cursor);
+    params.set("wd", navigator.webdriver ? "1" : "0");  // the site's bot telemetry
     state.loading = fetch(app.dataset.listEndpoint + "?" + params.toString(), {
       credentials: "same-origin", headers: { "Accept": "application/json" }
     }).then(function (response) {
@@ -316,16 +532,28 @@ _PAGE_JS = r"""
 """
 
 
+# Bot telemetry, like the real site's: report navigator.webdriver (only when the scenario watches).
+_BEACON_JS = r"""
+(function () {
+  try {
+    navigator.sendBeacon("/__bd/report", JSON.stringify({ webdriver: Boolean(navigator.webdriver) }));
+  } catch (err) { /* telemetry must never break the page */ }
+})();
+"""
+
+
 def _page(request: web.Request, *, title: str, scope: dict[str, Any], body: str) -> web.Response:
+    scenario = request.app[SCENARIO_KEY]
     full_scope = {"webapp.app-context": _app_context(request), **scope}
-    data = render_universal_data(full_scope, broken=request.app[SCENARIO_KEY].json_is_broken(request.path))
+    data = render_universal_data(full_scope, broken=scenario.json_is_broken(request.path))
+    beacon = f"    <script>{_BEACON_JS}</script>\n" if scenario.detect_webdriver else ""
     document = (
         '<!DOCTYPE html>\n<html lang="en">\n  <head>\n    <meta charset="UTF-8" />\n'
         '    <meta name="viewport" content="width=device-width, initial-scale=1.0" />\n'
         f"    <title>{html.escape(title)}</title>\n    <style>{_STYLE}</style>\n  </head>\n  <body>\n"
         f'    <div id="app">{body}</div>\n'
         f'    <script id="__UNIVERSAL_DATA_FOR_REHYDRATION__" type="application/json">{data}</script>\n'
-        f"    <script>{_PAGE_JS}</script>\n  </body>\n</html>\n"
+        f"    <script>{_PAGE_JS}</script>\n{beacon}  </body>\n</html>\n"
     )
     return web.Response(text=document, content_type="text/html", charset="utf-8")
 
@@ -359,6 +587,364 @@ def _share_meta_user(profile: SandboxProfile) -> dict[str, str]:
             f"Watch awesome short videos created by {profile.nickname}"
         ),
     }
+
+
+# ----------------------------------------------------------------------------- anti-bot ---
+def _secret(scenario: SiteScenario) -> bytes:
+    return hashlib.sha256(f"ingest-sandbox-site|{scenario.seed}".encode()).digest()
+
+
+def _mac(scenario: SiteScenario, *parts: object) -> str:
+    """Signs cookie material so a client cannot forge (or share) a pass."""
+    message = "|".join(map(str, parts)).encode()
+    return hmac.new(_secret(scenario), message, hashlib.sha256).hexdigest()[:32]
+
+
+def _roll(scenario: SiteScenario, record: ClientRecord, decision: str) -> float:
+    """A reproducible number in [0, 1) for this client's current request and this decision."""
+    key = record.key
+    return fraction(scenario.seed, key.ip, key.user_agent, record.watched_requests, decision)
+
+
+def _decide(request: web.Request, record: ClientRecord, scenario: SiteScenario) -> web.StreamResponse | None:
+    """Apply the scenario's rules in the order a real edge does: identity checks and bans, rate
+    limits, then the per-page interstitials (WAF, login wall, captcha), then API soft blocks."""
+    kind = route_kind(request.path)
+    if kind == "other":
+        return None
+    counters = record.counters
+    if scenario.detect_headless_ua and "HeadlessChrome" in record.key.user_agent:
+        counters["headless_blocked"] += 1
+        return _blocked(request, kind, scenario.ban_mode)
+    budget = scenario.ban_after_requests
+    if budget is not None and record.watched_requests > budget:
+        record.ban("request_budget")
+    if kind == "api" and scenario.detect_webdriver and request.query.get("wd") == "1":
+        record.webdriver = True
+        counters["webdriver_detected"] += 1
+        record.ban("webdriver")
+    if record.banned:
+        counters["banned"] += 1
+        # A webdriver ban always answers APIs with 10204, like the real site's bot verdict.
+        mode: BanMode = (
+            "status_10204" if record.ban_reason == "webdriver" and kind == "api" else scenario.ban_mode
+        )
+        return _blocked(request, kind, mode)
+
+    now = time.monotonic()
+    window = record.window
+    limit = scenario.rate_limit_per_minute
+    if limit is not None:
+        horizon = now - scenario.rate_limit_window_s
+        while window and window[0] <= horizon:
+            window.popleft()
+        if len(window) >= limit:
+            counters["rate_limited"] += 1
+            return _too_many(math.ceil(window[0] - horizon))
+    if record.burst_left > 0:
+        record.burst_left -= 1
+        record.last_burst_request = record.watched_requests
+        counters["burst_429"] += 1
+        return _too_many(1)
+    if (
+        scenario.burst_429_rate
+        and record.watched_requests > record.last_burst_request + 1  # one request gets through between bursts
+        and _roll(scenario, record, "burst") < scenario.burst_429_rate
+    ):
+        record.burst_left = int(_roll(scenario, record, "burst_length") * 3)  # 0-2 more: 1-3 in all
+        record.last_burst_request = record.watched_requests
+        counters["burst_429"] += 1
+        return _too_many(1)
+    if limit is not None:
+        window.append(now)  # only requests that got past the limiter use up the allowance
+
+    if kind == "api":
+        if record.challenge == "slider":
+            counters["captcha_api_verify"] += 1
+            return _json(VERIFY_SLIDE_RESPONSE)
+        if (
+            scenario.empty_list_rate
+            and request.path.endswith("/item_list/")
+            and _roll(scenario, record, "empty_list") < scenario.empty_list_rate
+        ):
+            counters["empty_list"] += 1
+            return _json({"statusCode": STATUS_OK, "itemList": [], "hasMore": False, "cursor": "0"})
+        return None
+
+    if scenario.waf_rate:
+        waf_cookie = _waf_cookie_state(request, record, scenario)
+        if waf_cookie == "ok":
+            counters["waf_passed"] += 1
+        else:
+            if waf_cookie == "bad":
+                counters["waf_bad_cookie"] += 1
+            if _roll(scenario, record, "waf") < scenario.waf_rate:
+                counters["waf_challenged"] += 1
+                return _waf_page(record, scenario)
+    if scenario.login_redirect_rate and _roll(scenario, record, "login") < scenario.login_redirect_rate:
+        counters["login_redirect"] += 1
+        location = "/login?redirect_url=" + urllib.parse.quote(str(request.url), safe="")
+        return web.Response(status=302, headers={"Location": location})
+    if record.challenge is None and scenario.captcha_rate:
+        if record.captcha_passes_left > 0 and _captcha_pass_ok(request, record, scenario):
+            record.captcha_passes_left -= 1
+            counters["captcha_pass_used"] += 1
+            return None
+        if _roll(scenario, record, "captcha") < scenario.captcha_rate:
+            slider = _roll(scenario, record, "slider") < scenario.captcha_slider_fraction
+            _issue_challenge(request, record, "slider" if slider else scenario.captcha_kind)
+    if record.challenge is not None:  # owed until solved: reloading does not make it go away
+        counters["captcha_shown"] += 1
+        return _captcha_page(record, scenario, return_to=request.path_qs)
+    return None
+
+
+_ACCESS_DENIED = (
+    '<!DOCTYPE html>\n<html lang="en"><head><meta charset="UTF-8" /><title>Access Denied</title></head>'
+    '<body><h1 id="access-denied">Access Denied</h1>'
+    "<p>You don't have permission to access this page.</p></body></html>\n"
+)
+
+
+def _blocked(request: web.Request, kind: RouteKind, mode: BanMode) -> web.Response:
+    if mode == "http_403":
+        return web.Response(status=403, text=_ACCESS_DENIED, content_type="text/html", charset="utf-8")
+    payload: dict[str, Any] = {"statusCode": STATUS_IP_BLOCKED, "statusMsg": ""}
+    if kind == "api":
+        if request.path.endswith("/item_list/"):
+            payload |= {"itemList": [], "hasMore": False, "cursor": "0"}
+        return _json(payload)
+    path = request.path
+    if "/video/" in path:
+        scope_key = "webapp.video-detail"
+    elif path.startswith("/tag/"):
+        scope_key = "webapp.challenge-detail"
+    else:
+        scope_key = "webapp.user-detail"
+    body = '<main><p data-e2e="ip-blocked">Too many attempts. Try again later.</p></main>'
+    return _page(request, title="TikTok - Make Your Day", scope={scope_key: payload}, body=body)
+
+
+def _too_many(retry_after_s: int) -> web.Response:
+    return web.Response(
+        status=429, text="Too Many Requests", headers={"Retry-After": str(max(1, retry_after_s))}
+    )
+
+
+# -- WAF proof of work ------------------------------------------------------------------------
+_WAF_JS = r"""
+(async function () {
+  "use strict";
+  var statusEl = document.getElementById("waf-status");
+  try {
+    var cs = JSON.parse(atob(document.getElementById("cs").textContent.trim()));
+    var cookieName = document.getElementById("wci").textContent.trim();
+    var prefix = new Array(cs.v.d + 1).join("0");
+    var encoder = new TextEncoder();
+    var limit = Math.pow(16, cs.v.d) * 64;  // bounded: give up rather than spin forever
+    for (var n = 0; n < limit; n++) {
+      var digest = await crypto.subtle.digest("SHA-256", encoder.encode(cs.v.c + n));
+      var hex = Array.prototype.map.call(new Uint8Array(digest), function (b) {
+        return (b < 16 ? "0" : "") + b.toString(16);
+      }).join("");
+      if (hex.slice(0, cs.v.d) === prefix) {
+        document.cookie = cookieName + "=" + cs.v.c + "." + n + "; path=/; SameSite=Lax";
+        location.reload();
+        return;
+      }
+    }
+    statusEl.textContent = "Verification failed";
+  } catch (err) {
+    statusEl.textContent = "Verification failed: " + err;
+  }
+})();
+"""
+
+
+def _waf_challenge(record: ClientRecord, scenario: SiteScenario) -> str:
+    """``salt.mac``: the string to hash. The mac binds it to this client and difficulty, so the
+    server can verify a cookie without remembering the challenge, and a cookie cannot be shared."""
+    key = record.key
+    n = record.watched_requests
+    salt = f"{n:x}{_mac(scenario, 'waf-salt', key.ip, key.user_agent, n)[:8]}"
+    return f"{salt}.{_mac(scenario, 'waf', salt, key.ip, key.user_agent, scenario.waf_difficulty)}"
+
+
+def _waf_cookie_state(request: web.Request, record: ClientRecord, scenario: SiteScenario) -> str:
+    """ "ok", "missing" or "bad" for the ``_wafchallengeid`` cookie (``salt.mac.nonce``)."""
+    value = request.cookies.get(WAF_COOKIE, "")
+    if not value:
+        return "missing"
+    parts = value.split(".")
+    if len(parts) != 3 or not parts[2].isdigit() or len(parts[2]) > 12:
+        return "bad"
+    salt, mac, nonce = parts
+    key = record.key
+    expected = _mac(scenario, "waf", salt, key.ip, key.user_agent, scenario.waf_difficulty)
+    if not hmac.compare_digest(mac, expected):
+        return "bad"
+    digest = hashlib.sha256(f"{salt}.{mac}{nonce}".encode()).hexdigest()
+    return "ok" if digest.startswith("0" * scenario.waf_difficulty) else "bad"
+
+
+def _waf_page(record: ClientRecord, scenario: SiteScenario) -> web.Response:
+    challenge = {"v": {"a": "SHA-256", "c": _waf_challenge(record, scenario), "d": scenario.waf_difficulty}}
+    encoded = base64.b64encode(_dumps(challenge).encode()).decode()
+    document = (
+        '<!DOCTYPE html>\n<html lang="en">\n  <head>\n    <meta charset="UTF-8" />\n'
+        '    <meta name="robots" content="noindex, nofollow" />\n    <title>Please wait...</title>\n'
+        "  </head>\n  <body>\n"
+        '    <div id="waf-container"><p>Please wait...</p>\n'
+        f'    <p id="cs" class="csrf" style="display:none">{encoded}</p>\n'
+        f'    <p id="wci" class="{WAF_COOKIE}" style="display:none">{WAF_COOKIE}</p>\n'
+        '    <p id="waf-status"></p></div>\n'
+        f"    <script>{_WAF_JS}</script>\n  </body>\n</html>\n"
+    )
+    return web.Response(text=document, content_type="text/html", charset="utf-8")
+
+
+# -- captchas ---------------------------------------------------------------------------------
+_SLIDER_BACKGROUND = (
+    "data:image/png;base64," + base64.b64encode(render_digits_png("", noise_seed="bg", scale=20)).decode()
+)
+_SLIDER_PIECE = (
+    "data:image/png;base64," + base64.b64encode(render_digits_png("", noise_seed="piece")).decode()
+)
+
+
+def _issue_challenge(request: web.Request, record: ClientRecord, challenge: str) -> None:
+    record.challenge = challenge
+    record.counters["captcha_challenged"] += 1
+    if challenge == "slider":
+        record.counters["captcha_slider"] += 1
+    if challenge == "image":
+        _new_image(request, record)
+
+
+def _new_image(request: web.Request, record: ClientRecord) -> None:
+    key = record.key
+    png, answer = request.app[REGISTRY_KEY].new_image(f"{key.ip}|{key.user_agent}|{record.watched_requests}")
+    record.image_png, record.image_answer = png, answer
+
+
+def _captcha_pass_ok(request: web.Request, record: ClientRecord, scenario: SiteScenario) -> bool:
+    nonce, _, mac = request.cookies.get(CAPTCHA_PASS_COOKIE, "").partition(".")
+    key = record.key
+    return bool(nonce) and hmac.compare_digest(mac, _mac(scenario, "captcha", nonce, key.ip, key.user_agent))
+
+
+def _captcha_page(
+    record: ClientRecord, scenario: SiteScenario, *, return_to: str, error: str = ""
+) -> web.Response:
+    kind = record.challenge or "recaptcha"
+    if kind == "slider":
+        # TikTok's own (secsdk) slider: no form a solving service could fill in.
+        inner = (
+            '<div class="captcha_verify_container captcha-disable-scroll">'
+            '<div class="captcha_verify_bar">Drag the slider to fit the puzzle</div>'
+            '<div class="captcha_verify_img--wrapper">'
+            f'<img id="captcha-verify-image" alt="Captcha" src="{_SLIDER_BACKGROUND}" />'
+            f'<img class="captcha_verify_img_slide" alt="Captcha" src="{_SLIDER_PIECE}" />'
+            "</div>"
+            '<div class="captcha_verify_slide--slidebar">'
+            '<div id="secsdk-captcha-drag-wrapper" class="secsdk-captcha-drag-wrapper">'
+            '<div class="secsdk-captcha-drag-icon"></div></div></div></div>'
+        )
+    else:
+        if kind == "recaptcha":
+            widget = (
+                f'<div class="g-recaptcha" data-sitekey="{html.escape(scenario.recaptcha_sitekey)}"></div>'
+                '<textarea id="g-recaptcha-response" name="g-recaptcha-response" '
+                'class="g-recaptcha-response" style="display:none"></textarea>'
+            )
+        elif kind == "hcaptcha":
+            widget = (
+                f'<div class="h-captcha" data-sitekey="{html.escape(scenario.hcaptcha_sitekey)}"></div>'
+                '<textarea id="h-captcha-response" name="h-captcha-response" style="display:none"></textarea>'
+            )
+        else:
+            picture = base64.b64encode(record.image_png).decode()
+            widget = (
+                f'<img id="captcha-image" alt="captcha" src="data:image/png;base64,{picture}" />'
+                '<input id="captcha-text" name="captcha_text" type="text" autocomplete="off" />'
+            )
+        inner = (
+            '<form id="captcha-form" method="post" action="/__captcha/verify">'
+            f'<input type="hidden" name="return_to" value="{html.escape(return_to)}" />'
+            f'{widget}<button id="captcha-submit" type="submit">Verify</button></form>'
+        )
+    error_html = f'<p id="captcha-error">{html.escape(error)}</p>' if error else ""
+    document = (
+        '<!DOCTYPE html>\n<html lang="en">\n  <head>\n    <meta charset="UTF-8" />\n'
+        '    <meta name="robots" content="noindex, nofollow" />\n    <title>Security Check | TikTok</title>\n'
+        "  </head>\n  <body>\n"
+        f'    <div id="captcha-container" data-captcha-kind="{kind}"><h1>Verify to continue</h1>'
+        f"{error_html}{inner}</div>\n  </body>\n</html>\n"
+    )
+    return web.Response(text=document, content_type="text/html", charset="utf-8")
+
+
+def _safe_return(value: str) -> str:
+    """Only same-site paths: the form must not become an open redirect."""
+    if value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/"
+
+
+async def _captcha_verify(request: web.Request) -> web.Response:
+    record = request[CLIENT_RECORD_KEY]
+    scenario = request.app[SCENARIO_KEY]
+    registry = request.app[REGISTRY_KEY]
+    form = await request.post()
+    return_to = _safe_return(str(form.get("return_to") or "/"))
+    with request.app[CLIENTS_KEY].lock:
+        challenge = record.challenge
+        if challenge is None:  # nothing owed: just go back
+            return web.Response(status=302, headers={"Location": return_to})
+        if challenge == "recaptcha":
+            token = str(form.get("g-recaptcha-response") or "")
+            solved = registry.redeem_token(token, kind="recaptcha", sitekey=scenario.recaptcha_sitekey)
+        elif challenge == "hcaptcha":
+            token = str(form.get("h-captcha-response") or form.get("g-recaptcha-response") or "")
+            solved = registry.redeem_token(token, kind="hcaptcha", sitekey=scenario.hcaptcha_sitekey)
+        elif challenge == "image":
+            text = str(form.get("captcha_text") or "").strip()
+            solved = bool(record.image_answer) and text == record.image_answer
+        else:
+            solved = False  # the slider cannot be answered with a token
+        if not solved:
+            record.counters["captcha_failed"] += 1
+            record.counters["captcha_shown"] += 1
+            if challenge == "image":
+                _new_image(request, record)  # a fresh picture after a wrong answer, as real sites do
+            return _captcha_page(
+                record, scenario, return_to=return_to, error="Verification failed. Try again."
+            )
+        record.challenge, record.image_png, record.image_answer = None, b"", ""
+        record.captcha_passes_left = scenario.captcha_pass_pages
+        record.counters["captcha_solved"] += 1
+        key = record.key
+        nonce = f"{record.requests:x}{record.counters['captcha_solved']:x}"
+        cookie = f"{nonce}.{_mac(scenario, 'captcha', nonce, key.ip, key.user_agent)}"
+    response = web.Response(status=302, headers={"Location": return_to})
+    response.set_cookie(CAPTCHA_PASS_COOKIE, cookie, path="/", httponly=True, samesite="Lax")
+    return response
+
+
+async def _webdriver_beacon(request: web.Request) -> web.Response:
+    """The pages report ``navigator.webdriver`` here (when ``detect_webdriver`` is on)."""
+    record = request[CLIENT_RECORD_KEY]
+    try:
+        data = json.loads(await request.text() or "{}")
+    except ValueError:
+        data = {}
+    webdriver = bool(isinstance(data, dict) and data.get("webdriver"))
+    with request.app[CLIENTS_KEY].lock:
+        record.webdriver = webdriver
+        if webdriver and request.app[SCENARIO_KEY].detect_webdriver:
+            record.counters["webdriver_detected"] += 1
+            record.ban("webdriver")
+    return web.Response(status=204)
 
 
 # ----------------------------------------------------------------------------- handlers ---
@@ -569,15 +1155,7 @@ async def _health(request: web.Request) -> web.Response:
 
 
 async def _clients(request: web.Request) -> web.Response:
-    snapshot = request.app[CLIENTS_KEY].snapshot()
-    return _json(
-        {
-            "clients": [
-                {"ip": key.ip, "userAgent": key.user_agent, "requests": count}
-                for key, count in snapshot.items()
-            ]
-        }
-    )
+    return _json(request.app[CLIENTS_KEY].stats())
 
 
 async def _favicon(request: web.Request) -> web.Response:
@@ -585,12 +1163,23 @@ async def _favicon(request: web.Request) -> web.Response:
     return web.Response(status=204)  # keeps browser tests free of 404 noise
 
 
-def build_app(content: SandboxContent, scenario: SiteScenario | None = None) -> web.Application:
-    """The sandbox site as an aiohttp application (run it with ``SandboxServer``)."""
+def build_app(
+    content: SandboxContent,
+    scenario: SiteScenario | None = None,
+    *,
+    registry: CaptchaRegistry | None = None,
+) -> web.Application:
+    """The sandbox site as an aiohttp application (run it with ``SandboxServer``).
+
+    ``registry`` holds the captcha tokens the site accepts: share it with the Anti-Captcha
+    stand-in so the tokens that service issues verify here.
+    """
+    scenario = scenario if scenario is not None else SiteScenario()
     app = web.Application(middlewares=[_client_middleware])
     app[CONTENT_KEY] = content
-    app[SCENARIO_KEY] = scenario if scenario is not None else SiteScenario()
+    app[SCENARIO_KEY] = scenario
     app[CLIENTS_KEY] = ClientTracker()
+    app[REGISTRY_KEY] = registry if registry is not None else CaptchaRegistry(seed=scenario.seed)
     app[_REQUEST_SEQ] = itertools.count(1)
     app.router.add_get("/", _index)
     app.router.add_get("/favicon.ico", _favicon)
@@ -602,6 +1191,8 @@ def build_app(content: SandboxContent, scenario: SiteScenario | None = None) -> 
     app.router.add_get("/api/challenge/item_list/", _api_challenge_item_list)
     app.router.add_get("/api/user/detail/", _api_user_detail)
     app.router.add_get("/api/challenge/detail/", _api_challenge_detail)
+    app.router.add_post("/__captcha/verify", _captcha_verify)
+    app.router.add_post("/__bd/report", _webdriver_beacon)
     app.router.add_get("/__sandbox__/health", _health)
     app.router.add_get("/__sandbox__/clients", _clients)
     return app
