@@ -8,6 +8,7 @@ from dagster import DagsterInstance, materialize
 from ingest_platform.dagster_layer.privacy import hashed_posts
 from ingest_platform.dagster_layer.resources import (
     ApifyResource,
+    CaptchaResource,
     PricesResource,
     PrivacyResource,
     ProxyPoolResource,
@@ -36,6 +37,7 @@ def _resources(tmp_path: Path, stand_in, **overrides) -> dict:
     resources = {
         "apify": ApifyResource(token="apify_test_token", api_url=stand_in.api_url),
         "prices": PricesResource(),
+        "captcha": CaptchaResource(),
         "raw_store": RawStoreResource(uri=str(tmp_path / "raw")),
         "thresholds": ThresholdsResource(),
         "proxy_pool": ProxyPoolResource(proxy_list=""),
@@ -109,3 +111,59 @@ def test_a_failed_actor_run_fails_the_blocking_check_and_keeps_nothing_half_done
     assert checks["scraper_success_rate"] is False
     assert not result.success  # blocking: hashed_posts did not load a failed fetch
     assert result.asset_materializations_for_node("hashed_posts") == []
+
+
+def test_proxy_credentials_and_api_keys_never_reach_dagster_storage(tmp_path, dagster_home) -> None:
+    import json
+
+    from ingest_platform.sandbox.anticaptcha_api import AntiCaptchaConfig
+    from ingest_platform.sandbox.stack import SandboxStack
+    from ingest_platform.sandbox.tiktok_site import SiteScenario
+
+    proxy_password = "pr0xy-S3cret-9f2c"
+    captcha_key = "anticaptcha-k3y-7d41e0"
+    stack = SandboxStack(
+        # A captcha on every page load until solved: the key is certainly used.
+        scenario=SiteScenario(captcha_rate=1.0, captcha_kind="recaptcha"),
+        proxies=2,
+        proxy_password=proxy_password,
+        anticaptcha=AntiCaptchaConfig(client_keys={captcha_key}),
+    ).start()
+    try:
+        env = stack.env()
+        handles = [f"@{profile.unique_id}:30" for profile in stack.content.profiles[1:3]]
+        instance = DagsterInstance.ephemeral()
+        result = materialize(
+            [raw_tiktok_posts],
+            resources={
+                "apify": ApifyResource(),
+                "prices": PricesResource(),
+                "captcha": CaptchaResource(
+                    api_key=captcha_key, host=env["ANTICAPTCHA_HOST"], poll_interval_s=0.2
+                ),
+                "raw_store": RawStoreResource(uri=str(tmp_path / "raw")),
+                "thresholds": ThresholdsResource(),
+                "proxy_pool": ProxyPoolResource(proxy_list=stack.proxy_list),
+                "tiktok_scraper": TikTokScraperResource(
+                    base_url=stack.base_url,
+                    targets=",".join(handles),
+                    min_delay_s=0,
+                    max_delay_s=0.05,
+                ),
+            },
+            partition_key=PARTITION,
+            instance=instance,
+            raise_on_error=False,
+        )
+        assert proxy_password in stack.proxy_list  # the run really used credentials
+        metadata = result.asset_materializations_for_node("raw_tiktok_posts")[0].metadata
+        assert metadata["proxy_requests"].value > 0
+        assert metadata["captchas_seen"].value > 0 and metadata["captchas_solved"].value > 0
+        stored = [
+            json.dumps(record.event_log_entry.to_json())
+            for record in instance.get_records_for_run(result.run_id, limit=100_000).records
+        ]
+        assert stored
+        assert not [line for line in stored if proxy_password in line or captcha_key in line]
+    finally:
+        stack.stop()

@@ -15,6 +15,7 @@ from dagster import EnvVar
 from ingest_platform.dagster_layer.alerts import AlertsResource
 from ingest_platform.dagster_layer.resources import (
     ApifyResource,
+    CaptchaResource,
     EmbeddingResource,
     LandingZoneResource,
     PricesResource,
@@ -65,6 +66,7 @@ def local_resources() -> dict[str, Any]:
         "alerts": _alerts(),
         "apify": _apify(),
         "prices": _prices(),
+        "captcha": _captcha(),
     }
 
 
@@ -79,6 +81,14 @@ def _apify() -> ApifyResource:
         api_url=_env("APIFY_API_URL", "https://api.apify.com"),
         tiktok_actor=_env("APIFY_TIKTOK_ACTOR", "clockworks/tiktok-scraper"),
         facebook_actor=_env("APIFY_FACEBOOK_ACTOR", "apify/facebook-posts-scraper"),
+    )
+
+
+def _captcha() -> CaptchaResource:
+    return CaptchaResource(
+        api_key=EnvVar("ANTICAPTCHA_API_KEY") if os.environ.get("ANTICAPTCHA_API_KEY") else None,
+        host=_env("ANTICAPTCHA_HOST", "api.anti-captcha.com"),
+        budget_usd_per_run=float(_env("ANTICAPTCHA_BUDGET_USD_PER_RUN", "1.0")),
     )
 
 
@@ -143,6 +153,7 @@ def prod_resources() -> dict[str, Any]:
         "alerts": _alerts(),
         "apify": _apify(),
         "prices": _prices(),
+        "captcha": _captcha(),
     }
 
 

@@ -306,3 +306,32 @@ class PricesResource(ConfigurableResource):
             apify_usd_per_1k_results=self.apify_usd_per_1k_results,
             apify_usd_per_compute_unit=self.apify_usd_per_compute_unit,
         )
+
+
+class CaptchaResource(ConfigurableResource):
+    """CAPTCHA solving through Anti-Captcha (python-anticaptcha). Without a key, the scraper rotates."""
+
+    api_key: str | None = Field(default=None, description="ANTICAPTCHA_API_KEY (secret).")
+    host: str = Field(
+        default="api.anti-captcha.com",
+        description="ANTICAPTCHA_HOST; http://host:port for a plain-HTTP service.",
+    )
+    budget_usd_per_run: float = Field(
+        default=1.0, ge=0, description="Stop solving once a run spent this much."
+    )
+    poll_interval_s: float = Field(default=3.0, gt=0)
+    max_wait_s: float = Field(default=120.0, gt=0)
+
+    def solver(self, notify: Any = None) -> Any:
+        if not self.api_key:
+            return None
+        from ingest_platform.scraping.captcha import CaptchaSolver
+
+        return CaptchaSolver(
+            self.api_key,
+            host=self.host,  # a scheme in it decides TLS (a local stand-in speaks plain HTTP)
+            budget_usd_per_run=self.budget_usd_per_run,
+            poll_interval_s=self.poll_interval_s,
+            max_wait_s=self.max_wait_s,
+            notify=notify,
+        )

@@ -21,6 +21,7 @@ from pydantic import Field, field_validator
 from ingest_platform.dagster_layer.common import daily_partitions, numeric_metadata, rate, spool_dead_letters
 from ingest_platform.dagster_layer.resources import (
     ApifyResource,
+    CaptchaResource,
     PricesResource,
     ProxyPoolResource,
     RawStoreResource,
@@ -147,6 +148,7 @@ def raw_tiktok_posts(
     config: ScrapeConfig,
     tiktok_scraper: TikTokScraperResource,
     proxy_pool: ProxyPoolResource,
+    captcha: CaptchaResource,
     apify: ApifyResource,
     prices: PricesResource,
     raw_store: RawStoreResource,
@@ -182,8 +184,10 @@ def raw_tiktok_posts(
         f"with {len(proxies)} proxies, {settings.concurrent_sessions} session(s)"
     )
 
+    solver = captcha.solver(notify=context.log.warning) if mode != "apify" else None
+
     def browser_fetch(batch):
-        return scrape_sync(batch, settings, proxies, progress=context.log.info)
+        return scrape_sync(batch, settings, proxies, progress=context.log.info, captcha=solver)
 
     apify_fetch = apify.fetcher(progress=context.log.info).fetch_tiktok if apify.configured else None
     try:
