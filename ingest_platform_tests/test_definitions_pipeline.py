@@ -134,8 +134,16 @@ def test_clean_runs_succeed_and_fill_every_table(pipeline: PipelineRun) -> None:
         assert pipeline.results[name].success, name
     counts = pipeline.counts_after_first
     raw = pipeline.defs.resources["raw_store"].open().read_posts("tiktok", CLEAN_PARTITION)
-    # 2 profiles x 75 posts, a hashtag capped at 60, one video.
-    assert len(raw) == 75 + 75 + 60 + 1
+    # 2 profiles x 75 posts, a hashtag capped at 60 (newest first), one video: each post once.
+    content = pipeline.content
+    expected = {
+        *content.profiles[0].post_ids,
+        *content.profiles[1].post_ids,
+        *content.hashtags[0].post_ids[:60],
+        content.profiles[2].post_ids[0],
+    }
+    assert len(raw) == raw["post_id"].nunique()
+    assert set(raw["post_id"]) == expected
     with pipeline.warehouse() as wh:
         hashed = wh.read_sql("SELECT post_id FROM hashed_posts WHERE partition_date = ?", [CLEAN_PARTITION])
         enriched = wh.read_sql(

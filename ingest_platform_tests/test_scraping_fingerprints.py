@@ -1,0 +1,206 @@
+"""Fingerprints: consistent desktop Chrome identities, never HeadlessChrome, real Chromium major."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+from aiohttp import web
+
+from ingest_platform.sandbox.server import LoopbackAppServer
+from ingest_platform.scraping.browser import CHROMIUM_ARGS, resolve_browser_executable
+from ingest_platform.scraping.fingerprints import (
+    FingerprintFactory,
+    SessionFingerprint,
+    build_fingerprint,
+    chrome_accept_language,
+    chrome_major,
+    chromium_major_of,
+)
+from ingest_platform.scraping.proxy_pool import ProxyPool
+from ingest_platform.scraping.sessions import SessionManager
+
+HEADLESS_UA = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "HeadlessChrome/156.0.0.0 Safari/537.36"
+)
+
+
+@pytest.fixture(scope="module")
+def fingerprints() -> list[SessionFingerprint]:
+    factory = FingerprintFactory(chrome_major=156, locales=("en-US", "en-GB"), rng=random.Random(3))
+    return [factory.generate() for _ in range(25)]
+
+
+def test_user_agents_are_desktop_chrome_at_the_running_major(fingerprints: list[SessionFingerprint]) -> None:
+    for fp in fingerprints:
+        assert "HeadlessChrome" not in fp.user_agent
+        assert "Mobile" not in fp.user_agent
+        assert chrome_major(fp.user_agent) == 156 == fp.chrome_major
+        assert "Chrome/156.0.0.0 " in fp.user_agent  # Chrome's reduced UA format
+
+
+def test_platform_fields_agree_with_the_user_agent(fingerprints: list[SessionFingerprint]) -> None:
+    expected = {"Windows NT": ("Win32", "Windows"), "Macintosh": ("MacIntel", "macOS")}
+    for fp in fingerprints:
+        for marker, (platform, ua_platform) in expected.items():
+            if marker in fp.user_agent:
+                assert (fp.platform, fp.ua_platform) == (platform, ua_platform)
+        if "X11; Linux" in fp.user_agent:
+            assert (fp.platform, fp.ua_platform) == ("Linux x86_64", "Linux")
+
+
+def test_languages_headers_locale_and_timezone_agree(fingerprints: list[SessionFingerprint]) -> None:
+    for fp in fingerprints:
+        assert fp.locale in ("en-US", "en-GB")
+        options = fp.context_options()
+        if fp.locale == "en-US":  # the browser's own locale: Chromium sends Chrome's q-list
+            assert fp.languages == ("en-US", "en") and fp.accept_language == "en-US,en;q=0.9"
+            assert fp.context_locale is None and "locale" not in options
+            assert fp.timezone_id.startswith("America/")
+        else:  # Playwright's per-context locale: consistent, bare header
+            assert fp.languages == ("en-GB",) and fp.accept_language == "en-GB"
+            assert options["locale"] == "en-GB" and fp.timezone_id == "Europe/London"
+        assert options["timezone_id"] == fp.timezone_id and options["user_agent"] == fp.user_agent
+    assert {fp.locale for fp in fingerprints} == {"en-US", "en-GB"}
+
+
+def test_screen_and_viewport_are_a_plausible_desktop(fingerprints: list[SessionFingerprint]) -> None:
+    for fp in fingerprints:
+        assert 1024 <= fp.viewport_width <= fp.screen_width <= 1920
+        assert 600 <= fp.viewport_height < fp.screen_height
+        assert fp.device_scale_factor in (1.0, 1.25, 1.5, 2.0)
+        options = fp.context_options()
+        assert options["viewport"] == {"width": fp.viewport_width, "height": fp.viewport_height}
+        assert options["is_mobile"] is False
+
+
+def test_stealth_overrides_come_from_the_same_fingerprint(fingerprints: list[SessionFingerprint]) -> None:
+    fp = fingerprints[0]
+    stealth = fp.stealth()
+    assert stealth.navigator_user_agent_override == fp.user_agent
+    assert stealth.navigator_platform_override == fp.platform
+    if fp.locale == "en-US":
+        assert stealth.navigator_languages and stealth.navigator_languages_override == ("en-US", "en")
+    else:
+        assert not stealth.navigator_languages
+    assert stealth.navigator_webdriver is True
+    assert fp.webgl_vendor is None or stealth.webgl_vendor_override == fp.webgl_vendor
+    assert stealth.sec_ch_ua is False  # Chromium's own client hints stay (they match the UA)
+
+
+def test_build_fingerprint_rewrites_headless_and_foreign_majors() -> None:
+    fp = build_fingerprint(
+        user_agent=HEADLESS_UA,
+        locale="de-DE",
+        target_major=150,
+        timezone_id="Europe/Berlin",
+        screen=(800, 500, 480),  # too small: clamped to a usable desktop
+        device_scale_factor=1.1,
+        rng=random.Random(0),
+    )
+    assert fp.user_agent.endswith("Chrome/150.0.0.0 Safari/537.36")
+    assert "Headless" not in fp.user_agent
+    assert (fp.platform, fp.ua_platform) == ("Linux x86_64", "Linux")
+    assert fp.accept_language == "de-DE" and fp.context_locale == "de-DE" and fp.languages == ("de-DE",)
+    assert fp.viewport_width >= 1024 and fp.viewport_height >= 600
+    assert fp.device_scale_factor == 1.0
+    kept = build_fingerprint(
+        user_agent=HEADLESS_UA, locale="en", target_major=None, timezone_id="UTC", screen=(1920, 1080, 1040)
+    )
+    assert chrome_major(kept.user_agent) == 156 and kept.languages == ("en",)
+    us = build_fingerprint(
+        user_agent=HEADLESS_UA, locale="en-US", target_major=156, timezone_id="UTC", screen=(1920, 1080, 1040)
+    )
+    assert us.languages == ("en-US", "en") and us.accept_language == "en-US,en;q=0.9"
+
+
+def test_helpers() -> None:
+    assert chromium_major_of("156.0.8078.108") == 156
+    assert chromium_major_of("") is None and chromium_major_of(None) is None
+    assert chrome_accept_language(["en-US", "en", "de"]) == "en-US,en;q=0.9,de;q=0.8"
+    assert chrome_major("Mozilla/5.0 Firefox/120.0") is None
+    with pytest.raises(ValueError):
+        FingerprintFactory(locales=())
+
+
+# ------------------------------------------------------------------------ in a real browser ---
+class _EchoSite(LoopbackAppServer):
+    """Records the headers of every request and serves a page that fetches once more."""
+
+    thread_name = "test-fingerprint-echo"
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, str]] = []
+        super().__init__()
+
+    def _build_app(self) -> web.Application:
+        async def page(request: web.Request) -> web.Response:
+            self.seen.append(dict(request.headers))
+            html = "<html><body>hi<script>fetch('/xhr')</script></body></html>"
+            return web.Response(text=html, content_type="text/html")
+
+        async def xhr(request: web.Request) -> web.Response:
+            self.seen.append(dict(request.headers))
+            return web.json_response({"ok": True})
+
+        app = web.Application()
+        app.router.add_get("/", page)
+        app.router.add_get("/xhr", xhr)
+        return app
+
+
+_PROBE = """() => ({
+  ua: navigator.userAgent, webdriver: navigator.webdriver, platform: navigator.platform,
+  languages: navigator.languages, uaPlatform: navigator.userAgentData && navigator.userAgentData.platform,
+  brands: navigator.userAgentData && navigator.userAgentData.brands.map(b => b.brand),
+  tz: Intl.DateTimeFormat().resolvedOptions().timeZone, width: window.innerWidth
+})"""
+
+
+@pytest.mark.skipif(resolve_browser_executable() is None, reason="no Chromium to drive")
+def test_sessions_present_their_fingerprint_consistently_in_chromium() -> None:
+    from playwright.async_api import async_playwright
+
+    async def probe(url: str) -> list[tuple[SessionFingerprint, dict]]:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=resolve_browser_executable(), headless=True, args=list(CHROMIUM_ARGS)
+            )
+            factory = FingerprintFactory(
+                chrome_major=chromium_major_of(browser.version),
+                locales=("en-US", "en-GB"),
+                rng=random.Random(3),
+            )
+            manager = SessionManager(browser, ProxyPool([]), factory)
+            results = []
+            try:
+                for _ in range(4):
+                    session = await manager.open()
+                    page = await session.context.new_page()
+                    await page.goto(url)
+                    await page.wait_for_load_state("networkidle")
+                    results.append((session.fingerprint, await page.evaluate(_PROBE)))
+                    await manager.close(session)
+            finally:
+                await browser.close()
+            return results
+
+    with _EchoSite() as site:
+        results = asyncio.run(probe(site.url("/")))
+        headers = site.seen
+    assert len(headers) == 8  # page + fetch for each of the four sessions
+    assert {fp.locale for fp, _ in results} == {"en-US", "en-GB"}
+    for index, (fp, seen) in enumerate(results):
+        assert seen["webdriver"] is False
+        assert seen["ua"] == fp.user_agent and "HeadlessChrome" not in seen["ua"]
+        assert seen["platform"] == fp.platform and seen["uaPlatform"] == fp.ua_platform
+        assert seen["languages"] == list(fp.languages)
+        assert seen["tz"] == fp.timezone_id and seen["width"] == fp.viewport_width
+        assert all("Headless" not in brand for brand in seen["brands"])
+        for sent in headers[2 * index : 2 * index + 2]:
+            assert sent["User-Agent"] == fp.user_agent
+            assert sent["Accept-Language"] == fp.accept_language
+            assert sent["Sec-CH-UA-Platform"] == f'"{fp.ua_platform}"'
+            assert f'v="{fp.chrome_major}"' in sent["Sec-CH-UA"] and "Headless" not in sent["Sec-CH-UA"]
