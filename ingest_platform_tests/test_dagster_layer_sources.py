@@ -35,7 +35,9 @@ def apify_stand_in(sandbox_content):
 
 def _resources(tmp_path: Path, stand_in, **overrides) -> dict:
     resources = {
-        "apify": ApifyResource(token="apify_test_token", api_url=stand_in.api_url),
+        "apify": ApifyResource(token="apify_test_token", api_url=stand_in.api_url)
+        if stand_in
+        else ApifyResource(),
         "prices": PricesResource(),
         "captcha": CaptchaResource(),
         "raw_store": RawStoreResource(uri=str(tmp_path / "raw")),
@@ -167,3 +169,40 @@ def test_proxy_credentials_and_api_keys_never_reach_dagster_storage(tmp_path, da
         assert not [line for line in stored if proxy_password in line or captcha_key in line]
     finally:
         stack.stop()
+
+
+def test_schema_drift_check_catches_a_renamed_field_between_runs(tmp_path, dagster_home) -> None:
+    from ingest_platform.sandbox.content import SandboxContent
+    from ingest_platform.sandbox.server import SandboxServer
+
+    content = SandboxContent.generate(seed=7)
+    profile = content.profiles[2]
+    instance = DagsterInstance.ephemeral()
+    with SandboxServer(content=content) as site:
+        resources = _resources(
+            tmp_path,
+            None,
+            apify=ApifyResource(),
+            captcha=CaptchaResource(),
+            tiktok_scraper=TikTokScraperResource(
+                base_url=site.base_url, targets=f"@{profile.unique_id}:30", min_delay_s=0, max_delay_s=0.05
+            ),
+        )
+
+        def run():
+            result = materialize(
+                [raw_tiktok_posts], resources=resources, partition_key=PARTITION, instance=instance
+            )
+            return next(e for e in result.get_asset_check_evaluations() if e.check_name == "schema_drift")
+
+        baseline = run()
+        assert baseline.passed and "baseline" in (baseline.description or "")
+        unchanged = run()
+        assert unchanged.passed and unchanged.metadata["value"].value == 0
+        # TikTok renames a block: the counts now live under "statistics".
+        for post in content.posts_by_id.values():
+            post.item["statistics"] = post.item.pop("stats")
+        drifted = run()
+    assert not drifted.passed
+    assert "stats.playCount" in drifted.metadata["vanished"].value
+    assert "statistics" in drifted.metadata["new_fields"].value

@@ -29,6 +29,7 @@ EXPECTED_CHECKS = {
     ("ORDERS", "dead_letter_rate"),
     ("raw_tiktok_posts", "proxy_failure_rate"),
     ("raw_tiktok_posts", "captcha_solve_rate"),
+    ("raw_tiktok_posts", "schema_drift"),
     ("ORDERS", "loader_lag"),
     ("raw_facebook_posts", "scraper_success_rate"),
     ("raw_facebook_posts", "dead_letter_rate"),

@@ -96,6 +96,40 @@ def _spool_rejects(context: AssetExecutionContext, store, source: str, rejects) 
     return spool_dead_letters(context, store, source=source, batch_key=context.partition_key, letters=letters)
 
 
+def _schema_drift_check(context: AssetExecutionContext, current: dict[str, str]) -> AssetCheckResult:
+    """Compare this run's item schema with the one the previous materialization recorded."""
+    from ingest_platform.scraping.schema_drift import compare
+
+    previous_event = context.instance.get_latest_materialization_event(context.asset_key)
+    previous_entry = (
+        previous_event.asset_materialization.metadata.get("item_schema")
+        if previous_event and previous_event.asset_materialization
+        else None
+    )
+    previous = getattr(previous_entry, "value", None) or {}
+    if not current or not previous:
+        note = "no browser items this run" if not current else "first schema recorded: the baseline"
+        return AssetCheckResult(
+            check_name="schema_drift", passed=True, severity=AssetCheckSeverity.WARN, description=note,
+            metadata={"fields": MetadataValue.int(len(current)), "value": MetadataValue.int(0)},
+        )  # fmt: skip
+    drift = compare(previous, current)
+    return AssetCheckResult(
+        check_name="schema_drift",
+        passed=not drift.drifted,
+        severity=AssetCheckSeverity.WARN,
+        description=drift.describe() if drift.drifted else None,
+        metadata={
+            "value": MetadataValue.int(len(drift.vanished) + len(drift.changed)),
+            "threshold": MetadataValue.int(0),
+            "vanished": MetadataValue.json(drift.vanished),
+            "changed_type": MetadataValue.json([list(change) for change in drift.changed]),
+            "new_fields": MetadataValue.json(drift.added),
+            "fields": MetadataValue.int(len(current)),
+        },
+    )
+
+
 def _checks(asset_key: str, *, blocking_success: bool, scraping: bool) -> list[AssetCheckSpec]:
     specs = [
         AssetCheckSpec(
@@ -110,6 +144,11 @@ def _checks(asset_key: str, *, blocking_success: bool, scraping: bool) -> list[A
     ]
     if scraping:
         specs += [
+            AssetCheckSpec(
+                "schema_drift",
+                asset=asset_key,
+                description="Fields of the scraped items that vanished or changed type since the last run.",
+            ),
             AssetCheckSpec(
                 "proxy_failure_rate", asset=asset_key, description="Share of proxied requests that failed."
             ),
@@ -223,6 +262,7 @@ def raw_tiktok_posts(
             BackendCostReport.for_apify(combined.apify_result.runs, apify_posts, price_list).as_metadata()
         )
     delivered = len(targets) - len(combined.failed_targets)
+    item_schema = browser.schema.dominant() if browser is not None else {}
     table_rows = [
         f"| `{t.target}` | browser | {t.status} | {t.posts} | {t.proxy_id or '-'} |"
         for t in (browser.targets if browser else [])
@@ -240,8 +280,10 @@ def raw_tiktok_posts(
             "dead_letter_rate": MetadataValue.float(round(rate(rejected, rejected + len(combined.posts)), 4)),
             "raw_path": MetadataValue.path(path),
             "targets": MetadataValue.md(targets_table),
+            "item_schema": MetadataValue.json(item_schema),
         },
         check_results=[
+            _schema_drift_check(context, item_schema),
             _success_check("tiktok", delivered, len(targets), thresholds.scraper_success_min),
             _rate_check(
                 "proxy_failure_rate",

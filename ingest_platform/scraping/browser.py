@@ -52,6 +52,7 @@ from ingest_platform.scraping.fingerprints import BROWSER_LOCALE_ARGS, Fingerpri
 from ingest_platform.scraping.metrics import ScrapeMetrics
 from ingest_platform.scraping.proxy_config import ProxyEndpoint, redact_secrets
 from ingest_platform.scraping.proxy_pool import PoolSettings, ProxyPool, ProxyPoolExhausted, ProxySnapshot
+from ingest_platform.scraping.schema_drift import SchemaTally
 from ingest_platform.scraping.sessions import BrowserSession, SessionManager
 from ingest_platform.scraping.targets import Target
 from ingest_platform.scraping.tiktok_page import PageResult, PageStatus, parse_item_list, parse_page
@@ -224,6 +225,8 @@ class ScrapeOutcome:
     # Wall time: launching Chromium, then scraping (first session opened -> last page done).
     browser_start_s: float = 0.0
     scrape_s: float = 0.0
+    # Field paths and JSON types of the raw items read (for the schema-drift check).
+    schema: SchemaTally = field(default_factory=SchemaTally)
 
 
 @dataclass
@@ -665,6 +668,7 @@ class BrowserScraper:
             if parsed.status is not PageStatus.OK:
                 # Private or missing content is the site's answer, not a scraper failure.
                 return _Load(ok=True, status=parsed.status.value)
+            _tally_page_items(outcome.schema, html, parsed)
             for post in parsed.posts:
                 collected.setdefault(post.post_id, post)
             _record_bad_items(outcome, url, parsed.bad_items)
@@ -763,6 +767,7 @@ class BrowserScraper:
                 return signal
             if not isinstance(payload, dict):
                 return BlockSignal(BlockKind.EMPTY_200, f"item list HTTP {http_status} without a JSON object")
+            outcome.schema.add_all(item for item in payload.get("itemList") or [] if isinstance(item, dict))
             try:
                 listing = parse_item_list(payload, backend="browser", **context)
             except ValueError as error:
@@ -827,6 +832,21 @@ def _captcha_counts(solver: CaptchaSolver | None) -> tuple[int, float]:
 
 def _dump(item: Any) -> str:
     return json.dumps(item, default=str, sort_keys=True)
+
+
+def _tally_page_items(tally: SchemaTally, html: str, parsed: PageResult) -> None:
+    """Video pages carry their item in the page state: record its schema too."""
+    if not parsed.posts:
+        return
+    from ingest_platform.scraping.tiktok_page import extract_state
+
+    try:
+        scope = extract_state(html).scopes.get("webapp.video-detail") or {}
+    except ValueError:  # already reported by parse_page
+        return
+    item = (scope.get("itemInfo") or {}).get("itemStruct")
+    if isinstance(item, dict):
+        tally.add(item)
 
 
 def scrape_sync(
