@@ -206,3 +206,48 @@ def test_schema_drift_check_catches_a_renamed_field_between_runs(tmp_path, dagst
     assert not drifted.passed
     assert "stats.playCount" in drifted.metadata["vanished"].value
     assert "statistics" in drifted.metadata["new_fields"].value
+
+
+def test_auto_switches_to_apify_when_the_site_blocks_the_browser(tmp_path, dagster_home) -> None:
+    from ingest_platform.sandbox.apify_api import ApifyStandIn
+    from ingest_platform.sandbox.stack import SandboxStack
+    from ingest_platform.sandbox.tiktok_site import SiteScenario
+
+    # Every client is banned after 2 requests, and there is one proxy: the browser cannot finish.
+    stack = SandboxStack(scenario=SiteScenario(ban_after_requests=2, ban_mode="http_403"), proxies=1).start()
+    stand_in = ApifyStandIn(stack.content, token="apify_test_token").start()
+    try:
+        profiles = stack.content.profiles[:4]
+        resources = _resources(
+            tmp_path,
+            stand_in,
+            captcha=CaptchaResource(),
+            proxy_pool=ProxyPoolResource(proxy_list=stack.proxy_list),
+            tiktok_scraper=TikTokScraperResource(
+                base_url=stack.base_url,
+                targets=",".join(f"@{p.unique_id}:30" for p in profiles),
+                min_delay_s=0,
+                max_delay_s=0.05,
+                backend="auto",
+                pool_wait_max_s=3,
+            ),
+        )
+        result = materialize(
+            [raw_tiktok_posts],
+            resources=resources,
+            partition_key=PARTITION,
+            instance=DagsterInstance.ephemeral(),
+        )
+    finally:
+        stand_in.stop()
+        stack.stop()
+    assert result.success
+    metadata = result.asset_materializations_for_node("raw_tiktok_posts")[0].metadata
+    assert metadata["backend_switched"].value is True and metadata["switch_reason"].value
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks["scraper_success_rate"] is True
+    raw = resources["raw_store"].open().read_posts("tiktok", PARTITION)
+    assert raw["post_id"].is_unique  # no duplicates across backends
+    expected = {post_id for p in profiles for post_id in p.post_ids[:30]}
+    assert set(raw["post_id"]) == expected  # no gaps: every target's newest 30 posts
+    assert {"browser", "apify"} == set(raw["backend"])

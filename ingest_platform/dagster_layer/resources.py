@@ -129,6 +129,14 @@ class TikTokScraperResource(ConfigurableResource):
     page_timeout_s: float = 30.0
     list_wait_s: float = 10.0
     concurrent_sessions: int = Field(default=2, ge=1)
+    max_attempts_per_target: int = Field(default=4, ge=1, description="Sessions tried per target page.")
+    quarantine_base_s: float = Field(default=30.0, gt=0, description="First cool-down of a blocked proxy.")
+    quarantine_max_s: float = Field(default=1800.0, gt=0, description="Longest cool-down (it doubles).")
+    pool_wait_max_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="How long to wait for a quarantined proxy before calling the pool exhausted.",
+    )
     backend: Literal["browser", "apify", "auto"] = Field(
         default="browser", description="TIKTOK_BACKEND: browser, apify, or auto (browser, then Apify)."
     )
@@ -146,6 +154,10 @@ class TikTokScraperResource(ConfigurableResource):
                 page_timeout_s=self.page_timeout_s,
                 list_wait_s=self.list_wait_s,
                 concurrent_sessions=self.concurrent_sessions,
+                max_attempts_per_target=self.max_attempts_per_target,
+                quarantine_base_s=self.quarantine_base_s,
+                quarantine_max_s=self.quarantine_max_s,
+                pool_wait_max_s=self.pool_wait_max_s,
             )
         except ValueError as error:
             raise Failure(description=f"tiktok_scraper settings: {error}") from None
