@@ -408,11 +408,11 @@ def test_failed_merge_statement_leaves_target_unchanged(
     ]
 
 
+# DuckDB only: its merge is an UPDATE then an INSERT (Snowflake's is one MERGE statement).
+@pytest.mark.parametrize("wh", ["duckdb"], indirect=True)
 def test_duckdb_merge_is_atomic_between_update_and_insert(
     wh: Warehouse, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if wh.engine != "duckdb":
-        pytest.skip("Snowflake merges with one MERGE statement")
     from ingest_platform.warehouse.duckdb_warehouse import DuckDBSession
 
     wh.merge(
