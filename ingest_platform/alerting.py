@@ -1,9 +1,11 @@
 """Alerts for failing checks and runs: when to send, what to say, where to send it (no Dagster here).
 
 The rules: one alert when a check goes from passing (or never seen) to failing, one recovery
-message when it passes again, nothing while it stays the same. Messages name the asset, the
-check, the measured value and the threshold, and link to the run; they are passed through
-``redact_secrets`` so a credential that slipped into metadata never reaches a channel.
+message when it passes again, nothing while it stays the same. Changes from the same asset and
+run are one message: a blocked scrape fails its success check and, often, its proxy check too,
+and that is one problem to page about. Messages name the asset, each check, the measured value
+and the threshold, and link to the run; they are passed through ``redact_secrets`` so a
+credential that slipped into metadata never reaches a channel.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class Alert:
     text: str
     asset: str | None = None
     check: str | None = None
+    checks: list[str] | None = None
     run_id: str | None = None
     run_url: str | None = None
     value: float | None = None
@@ -69,28 +72,40 @@ def run_url(ui_base_url: str, run_id: str) -> str:
     return f"{ui_base_url.rstrip('/')}/runs/{run_id}"
 
 
-def check_alert(evaluation: CheckEvaluation, kind: AlertKind, ui_base_url: str) -> Alert:
-    url = run_url(ui_base_url, evaluation.run_id)
-    partition = f" (partition {evaluation.partition})" if evaluation.partition else ""
-    measured = f"value {_format_number(evaluation.value)}, threshold {_format_number(evaluation.threshold)}"
+def _check_line(evaluation: CheckEvaluation) -> str:
+    return (
+        f"{evaluation.check} [{evaluation.severity}] value {_format_number(evaluation.value)}, "
+        f"threshold {_format_number(evaluation.threshold)}"
+    )
+
+
+def check_alert(evaluations: Sequence[CheckEvaluation], kind: AlertKind, ui_base_url: str) -> Alert:
+    """One message for the checks of one asset and run that changed state the same way."""
+    first = max(evaluations, key=lambda e: e.severity == "ERROR")  # the most severe leads
+    url = run_url(ui_base_url, first.run_id)
+    partition = f" (partition {first.partition})" if first.partition else ""
+    names = ", ".join(e.check for e in evaluations)
     if kind == "check_failed":
-        title = f"[{evaluation.severity}] {evaluation.asset}.{evaluation.check} failed{partition}"
+        title = f"[{first.severity}] {first.asset}: {names} failed{partition}"
     else:
-        title = f"[RECOVERED] {evaluation.asset}.{evaluation.check} passes again{partition}"
-    text = f"{title}: {measured}. Run: {url}"
-    if evaluation.description and kind == "check_failed":
-        text += f" — {evaluation.description}"
+        title = f"[RECOVERED] {first.asset}: {names} passes again{partition}"
+    details = "; ".join(_check_line(e) for e in evaluations)
+    text = f"{title}: {details}. Run: {url}"
+    descriptions = [e.description for e in evaluations if e.description and kind == "check_failed"]
+    if descriptions:
+        text += " — " + " ".join(descriptions)
     return Alert(
         kind=kind,
         title=redact_secrets(title),
         text=redact_secrets(text),
-        asset=evaluation.asset,
-        check=evaluation.check,
-        run_id=evaluation.run_id,
+        asset=first.asset,
+        check=first.check,
+        checks=[e.check for e in evaluations],
+        run_id=first.run_id,
         run_url=url,
-        value=evaluation.value,
-        threshold=evaluation.threshold,
-        severity=evaluation.severity,
+        value=first.value,
+        threshold=first.threshold,
+        severity=first.severity,
     )
 
 
@@ -100,20 +115,25 @@ def decide_check_alerts(
     """Alerts for state changes since ``state`` (the sensor's cursor), and the new state.
 
     ``state`` maps a check key to ``{"record_id": int, "failing": bool}``. A record already seen
-    is skipped, so re-evaluating the sensor never sends the same alert twice.
+    is skipped, so re-evaluating the sensor never sends the same alert twice. Changes of the same
+    asset, run and direction are grouped into one alert.
     """
     new_state = {key: dict(value) for key, value in state.items()}
-    alerts: list[Alert] = []
+    groups: dict[tuple[str, str, AlertKind], list[CheckEvaluation]] = {}
     for evaluation in evaluations:
         previous = state.get(evaluation.key)
         if previous is not None and previous.get("record_id") == evaluation.record_id:
             continue
         was_failing = bool(previous and previous.get("failing"))
+        kind: AlertKind | None = None
         if not evaluation.passed and not was_failing:
-            alerts.append(check_alert(evaluation, "check_failed", ui_base_url))
+            kind = "check_failed"
         elif evaluation.passed and was_failing:
-            alerts.append(check_alert(evaluation, "check_recovered", ui_base_url))
+            kind = "check_recovered"
+        if kind is not None:
+            groups.setdefault((evaluation.asset, evaluation.run_id, kind), []).append(evaluation)
         new_state[evaluation.key] = {"record_id": evaluation.record_id, "failing": not evaluation.passed}
+    alerts = [check_alert(group, kind, ui_base_url) for (_, _, kind), group in groups.items()]
     return alerts, new_state
 
 

@@ -34,13 +34,14 @@ INGEST_ENV = os.environ.get("INGEST_ENV", "local")
 tiktok_posts_job = define_asset_job(
     "tiktok_posts_job",
     selection=AssetSelection.assets(raw_tiktok_posts, hashed_posts, enriched_posts),
-    tags={"ingest_platform/platform": "tiktok"},
+    # A blocked scrape retried at once only burns proxies and CAPTCHA budget: no run retries here.
+    tags={"ingest_platform/platform": "tiktok", "dagster/max_retries": "0"},
     description="Scrape the day's TikTok targets, pseudonymise, enrich.",
 )
 facebook_posts_job = define_asset_job(
     "facebook_posts_job",
     selection=AssetSelection.assets(raw_facebook_posts, hashed_posts, enriched_posts),
-    tags={"ingest_platform/platform": "facebook"},
+    tags={"ingest_platform/platform": "facebook", "dagster/max_retries": "0"},
     description="Fetch the day's Facebook page posts through Apify, pseudonymise, enrich.",
 )
 

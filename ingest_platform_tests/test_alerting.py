@@ -46,7 +46,7 @@ def test_first_ever_evaluation_failing_alerts() -> None:
 
 def test_alert_names_asset_check_value_threshold_and_run_link() -> None:
     (alert,), _ = decide_check_alerts([_evaluation(9, passed=False, partition="2026-11-28")], {}, UI)
-    assert "raw_tiktok_posts.scraper_success_rate failed" in alert.text
+    assert "raw_tiktok_posts: scraper_success_rate failed" in alert.text
     assert "value 0.62" in alert.text and "threshold 0.95" in alert.text
     assert alert.run_url == "http://127.0.0.1:3000/runs/run-9" and alert.run_url in alert.text
     assert "2026-11-28" in alert.text
@@ -71,3 +71,21 @@ def test_webhook_delivery_and_a_dead_channel_is_reported_not_raised(webhook) -> 
     assert len(problems) == 1 and problems[0].startswith("webhook:")
     expected_alert = {"kind": "check_failed", "title": "t", "text": "hello", "asset": "ORDERS"}
     assert webhook.received == [{"text": "hello", "alert": expected_alert}]
+
+
+def test_checks_failing_in_the_same_run_are_one_alert_and_recover_separately() -> None:
+    success = _evaluation(1, passed=False)
+    proxy = CheckEvaluation(
+        asset="raw_tiktok_posts", check="proxy_failure_rate", record_id=2, passed=False,
+        run_id="run-1", severity="WARN", value=0.4, threshold=0.1,
+    )  # fmt: skip
+    success = CheckEvaluation(**{**success.__dict__, "run_id": "run-1"})
+    alerts, state = decide_check_alerts([success, proxy], {}, UI)
+    assert len(alerts) == 1
+    assert alerts[0].checks == ["scraper_success_rate", "proxy_failure_rate"]
+    assert alerts[0].title.startswith("[ERROR]")  # the most severe check leads
+    assert "value 0.4, threshold 0.1" in alerts[0].text and "value 0.62, threshold 0.95" in alerts[0].text
+    healthy = CheckEvaluation(**{**success.__dict__, "record_id": 3, "run_id": "run-2", "passed": True})
+    still_bad = CheckEvaluation(**{**proxy.__dict__, "record_id": 4, "run_id": "run-2"})
+    alerts, _ = decide_check_alerts([healthy, still_bad], state, UI)
+    assert [(a.kind, a.checks) for a in alerts] == [("check_recovered", ["scraper_success_rate"])]

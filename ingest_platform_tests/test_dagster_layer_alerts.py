@@ -1,8 +1,8 @@
 """The alert sensors against real check evaluations stored in a Dagster instance."""
 
-
 from dagster import (
     AssetCheckResult,
+    AssetCheckSeverity,
     AssetCheckSpec,
     Config,
     DagsterInstance,
@@ -74,3 +74,43 @@ def test_check_alert_sensor_sends_one_alert_then_one_recovery(webhook) -> None:
     _run(instance, 0.97)
     tick()
     assert [m["alert"]["kind"] for m in webhook.received] == ["check_failed", "check_recovered"]
+
+
+@asset(check_specs=[AssetCheckSpec("gate", asset="upstream", blocking=True)])
+def upstream(config: Measured) -> MaterializeResult:
+    return MaterializeResult(
+        check_results=[
+            AssetCheckResult(
+                check_name="gate",
+                passed=config.success_rate >= 0.95,
+                severity=AssetCheckSeverity.ERROR,
+                metadata={
+                    "value": MetadataValue.float(config.success_rate),
+                    "threshold": MetadataValue.float(0.95),
+                },
+            )
+        ]
+    )
+
+
+@asset(deps=[upstream], check_specs=[AssetCheckSpec("downstream_check", asset="downstream")])
+def downstream() -> MaterializeResult:
+    return MaterializeResult(check_results=[AssetCheckResult(check_name="downstream_check", passed=True)])
+
+
+def test_a_blocked_run_leaves_planned_checks_and_the_sensor_still_alerts(webhook) -> None:
+    # The blocking check fails, so downstream never runs and its check stays "planned" forever.
+    instance = DagsterInstance.ephemeral()
+    result = materialize(
+        [upstream, downstream],
+        instance=instance,
+        raise_on_error=False,
+        run_config={"ops": {"upstream": {"config": {"success_rate": 0.2}}}},
+    )
+    assert not result.success
+    defs = Definitions(assets=[upstream, downstream], sensors=[check_alert_sensor])
+    context = build_sensor_context(
+        instance=instance, definitions=defs, resources={"alerts": AlertsResource(webhook_url=webhook.url)}
+    )
+    check_alert_sensor(context)
+    assert [m["alert"]["checks"] for m in webhook.received] == [["gate"]]

@@ -56,8 +56,12 @@ def latest_check_evaluations(instance, check_keys: list[AssetCheckKey]) -> list[
     evaluations = []
     for key in check_keys:
         record = instance.get_latest_asset_check_evaluation_record(key)
-        evaluation = record.evaluation if record else None
-        if evaluation is None:  # planned or never run
+        # A planned check (its run failed or skipped before evaluating it) is not a verdict:
+        # keep the last known state rather than read an evaluation that does not exist.
+        if record is None or record.status.value not in ("SUCCEEDED", "FAILED"):
+            continue
+        evaluation = record.evaluation
+        if evaluation is None or not hasattr(evaluation, "passed"):
             continue
         metadata = dict(evaluation.metadata or {})
         evaluations.append(

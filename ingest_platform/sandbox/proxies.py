@@ -441,6 +441,14 @@ class ProxyFleet(LoopbackService):
     def url(self, index: int) -> str:
         return self.urls[index]
 
+    def heal(self) -> None:
+        """Stop every flaky proxy from resetting connections (dead ones stay dead): a scenario's
+        "the provider recovered" moment, on a running fleet."""
+        self._require_running()
+        with self.lock:
+            for proxy in self._proxies:
+                proxy.stats.flaky_rate = 0.0
+
     def stats(self) -> dict[str, Any]:
         """``{"proxies": [per-proxy counters], "totals": {...}}``."""
         with self.lock:
