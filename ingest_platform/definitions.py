@@ -33,7 +33,9 @@ INGEST_ENV = os.environ.get("INGEST_ENV", "local")
 
 tiktok_posts_job = define_asset_job(
     "tiktok_posts_job",
-    selection=AssetSelection.assets(raw_tiktok_posts, hashed_posts, enriched_posts),
+    # Freshness is the freshness sensor's to judge, on the clock, not every scrape run's.
+    selection=AssetSelection.assets(raw_tiktok_posts, hashed_posts, enriched_posts)
+    - AssetSelection.checks(*freshness_checks),
     # A blocked scrape retried at once only burns proxies and CAPTCHA budget: no run retries here.
     tags={"ingest_platform/platform": "tiktok", "dagster/max_retries": "0"},
     description="Scrape the day's TikTok targets, pseudonymise, enrich.",
