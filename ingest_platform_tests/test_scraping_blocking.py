@@ -151,7 +151,9 @@ def test_real_captured_pages() -> None:
     video = tiktok / "video-ahormozi-7336007528070958382.html"
     shell = tiktok / "tag-saas-empty-shell.tail.html"
     if not video.exists() or not shell.exists():
-        pytest.skip("shared TikTok fixtures not present")
+        pytest.fail(
+            "shared TikTok fixtures not present: CI lays shared/ beside the clone (INGEST_SHARED_DIR)"
+        )
     html = video.read_text(encoding="utf-8")
     url = "https://www.tiktok.com/@ahormozi/video/7336007528070958382"
     parsed = parse_page(html, source_url=url, scraped_at=NOW)

@@ -21,15 +21,12 @@ from ingest_platform.scraping.browser import (
     BrowserSettings,
     ProxyPoolExhausted,
     ScrapeOutcome,
-    resolve_browser_executable,
     scrape_sync,
 )
 from ingest_platform.scraping.captcha import CaptchaSolver
 from ingest_platform.scraping.proxy_config import parse_proxy_list
 from ingest_platform.scraping.proxy_pool import PoolSettings, ProxyPool
 from ingest_platform.scraping.targets import Target, TargetKind
-
-pytestmark = pytest.mark.skipif(resolve_browser_executable() is None, reason="no Chromium to drive")
 
 FAST = {
     "min_delay_s": 0.0,

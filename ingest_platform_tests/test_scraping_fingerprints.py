@@ -159,7 +159,6 @@ _PROBE = """() => ({
 })"""
 
 
-@pytest.mark.skipif(resolve_browser_executable() is None, reason="no Chromium to drive")
 def test_sessions_present_their_fingerprint_consistently_in_chromium() -> None:
     from playwright.async_api import async_playwright
 
