@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import signal
 import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -109,3 +116,57 @@ def webhook() -> Iterator[WebhookReceiver]:
     receiver = WebhookReceiver()
     yield receiver
     receiver.close()
+
+
+@dataclass
+class DagsterDev:
+    """A running ``dagster dev`` on loopback, with its log for failure messages."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log_tail(self, pattern: str = "", lines: int = 40) -> str:
+        """The last lines of the dev log matching ``pattern`` (a regex)."""
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        matching = [line for line in text.splitlines() if re.search(pattern, line)]
+        return "\n".join(matching[-lines:])
+
+    def wait_until_ready(self, timeout_s: float = 120) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"dagster dev exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/server_info", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(1)
+        raise TimeoutError(f"dagster dev did not answer on {self.url} within {timeout_s}s")
+
+
+@contextmanager
+def run_dagster_dev(home: Path, env: dict[str, str], log_path: Path) -> Iterator[DagsterDev]:
+    """``dagster dev`` on a free loopback port for the workspace, stopped with its whole group."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    full_env = {**os.environ, "DAGSTER_HOME": str(home), "INGEST_ENV": "local", "DAGSTER_UI_URL": url, **env}
+    command = [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port),
+               "-w", str(REPO_ROOT / "workspace.yaml")]  # fmt: skip
+    with log_path.open("w") as log:
+        # Its own process group, so SIGTERM reaches every child (REFERENCE §8).
+        process = subprocess.Popen(
+            command, cwd=REPO_ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        dev = DagsterDev(url, process, log_path)
+        try:
+            dev.wait_until_ready()
+            yield dev
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=45)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)

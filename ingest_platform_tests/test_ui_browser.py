@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from ingest_platform_tests.conftest import REPO_ROOT, free_port, make_dagster_home
+from ingest_platform_tests.conftest import make_dagster_home, run_dagster_dev
 
 GROUPS = {
     "sources": ["raw_tiktok_posts"],
@@ -34,20 +28,6 @@ def _dismiss_welcome_dialog(page) -> None:
         pass
 
 
-def _wait_for_server(url: str, process: subprocess.Popen, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"dagster dev exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/server_info", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(1)
-    raise TimeoutError(f"dagster dev did not answer on {url} within {timeout_s}s")
-
-
 def _expand_group(page, graph, group: str, asset: str) -> None:
     """Click a collapsed group's unfold toggle until its asset node is rendered."""
     for _attempt in range(5):
@@ -65,30 +45,10 @@ def _expand_group(page, graph, group: str, asset: str) -> None:
 
 @pytest.fixture(scope="module")
 def dagster_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    home = make_dagster_home(tmp_path_factory.mktemp("ui") / "dagster_home")
-    port = free_port()
-    log = (home / "dagster_dev.log").open("w")
-    env = {**os.environ, "DAGSTER_HOME": str(home), "INGEST_ENV": "local"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port),
-         "-w", str(REPO_ROOT / "workspace.yaml")],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group, so SIGTERM reaches every child (REFERENCE §8)
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_for_server(url, process)
-        yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-        log.close()
+    root = tmp_path_factory.mktemp("ui")
+    home = make_dagster_home(root / "dagster_home")
+    with run_dagster_dev(home, {}, root / "dagster_dev.log") as dev:
+        yield dev.url
 
 
 def test_asset_graph_shows_every_asset(dagster_ui: str, tmp_path: Path) -> None:

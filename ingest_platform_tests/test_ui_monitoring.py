@@ -12,29 +12,23 @@ site, the job is materialized again from the UI, the check passes and exactly on
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ingest_platform_tests.conftest import REPO_ROOT, WebhookReceiver, free_port, make_dagster_home
+from ingest_platform_tests.conftest import DagsterDev, WebhookReceiver, make_dagster_home, run_dagster_dev
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
     from ingest_platform.sandbox.stack import SandboxStack
 
-WORKSPACE = REPO_ROOT / "workspace.yaml"
 JOB_PATH = "/locations/ingest_platform/jobs/tiktok_posts_job"
 ASSET = "raw_tiktok_posts"
 CHECK = "scraper_success_rate"
@@ -48,39 +42,13 @@ SETTLE_S = 40
 RUN_ID = re.compile(r"/runs/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
 
 
-@dataclass
-class DagsterDev:
-    url: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    def log_tail(self, pattern: str = "", lines: int = 40) -> str:
-        """The last lines of the dev log matching ``pattern`` (a regex), for failure messages."""
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        matching = [line for line in text.splitlines() if re.search(pattern, line)]
-        return "\n".join(matching[-lines:])
-
-    def sensor_report(self) -> str:
-        """What the alert sensors last did, and each distinct exception they raised."""
-        ticks = self.log_tail(r"Sensor .*(check_alert_sensor|run_failure_alert_sensor)", lines=8)
-        errors = dict.fromkeys(
-            line.strip() for line in self.log_tail(r"^\w+(Error|Exception): ", 200).splitlines()
-        )
-        return f"{ticks}\nexceptions in the dev log:\n" + "\n".join(errors)
-
-
-def _wait_for_server(dev: DagsterDev, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if dev.process.poll() is not None:
-            raise RuntimeError(f"dagster dev exited with {dev.process.returncode}:\n{dev.log_tail()}")
-        try:
-            with urllib.request.urlopen(f"{dev.url}/server_info", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(1)
-    raise TimeoutError(f"dagster dev did not answer on {dev.url} within {timeout_s}s")
+def _sensor_report(dev: DagsterDev) -> str:
+    """What the alert sensors last did, and each distinct exception they raised."""
+    ticks = dev.log_tail(r"Sensor .*(check_alert_sensor|run_failure_alert_sensor)", lines=8)
+    errors = dict.fromkeys(
+        line.strip() for line in dev.log_tail(r"^\w+(Error|Exception): ", 200).splitlines()
+    )
+    return f"{ticks}\nexceptions in the dev log:\n" + "\n".join(errors)
 
 
 @pytest.fixture
@@ -96,55 +64,19 @@ def dagster_dev(
     tmp_path: Path, hostile_stack: SandboxStack, webhook: WebhookReceiver
 ) -> Iterator[DagsterDev]:
     home = make_dagster_home(tmp_path / "dagster_home")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     profiles = hostile_stack.content.profiles[:2]
     env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "INGEST_ENV": "local",
         **hostile_stack.env(),
         "TIKTOK_TARGETS": ",".join(f"@{p.unique_id}:{POSTS_PER_TARGET}" for p in profiles),
         "ALERT_WEBHOOK_URL": webhook.url,
-        "DAGSTER_UI_URL": url,
         "TIKTOK_BACKEND": "browser",
         "SCRAPER_MIN_DELAY_S": "0",
         "SCRAPER_MAX_DELAY_S": "0.1",
         "SCRAPER_LIST_WAIT_S": "5",
-        "EMBEDDINGS_PROVIDER": "hashing",  # no model download, no torch
+        "EMBEDDINGS_PROVIDER": "hashing",  # no model load, no torch
     }
-    log_path = tmp_path / "dagster_dev.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "dagster",
-                "dev",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "-w",
-                str(WORKSPACE),
-            ],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, so SIGTERM reaches every child (REFERENCE §8)
-        )
-        dev = DagsterDev(url, process, log_path)
-        try:
-            _wait_for_server(dev)
-            yield dev
-        finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=45)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+    with run_dagster_dev(home, env, tmp_path / "dagster_dev.log") as dev:
+        yield dev
 
 
 # ---------------------------------------------------------------------------------- the UI ---
@@ -312,7 +244,7 @@ def _wait_for_alerts(webhook: WebhookReceiver, dev: DagsterDev, count: int) -> l
         time.sleep(2)
     assert len(webhook.received) >= count, (
         f"expected {count} alert(s) within {ALERT_TIMEOUT_S}s, got {_alerts(webhook)}; "
-        f"sensors:\n{dev.sensor_report()}"
+        f"sensors:\n{_sensor_report(dev)}"
     )
     time.sleep(SETTLE_S)
     return _alerts(webhook)
