@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -99,9 +100,12 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory):
                 },
             )
             results["orders"] = orders_job.execute_in_process(instance=instance, raise_on_error=False)
+            # The cost of the day the loads above really ran (the ledger's day, not the scrape's).
+            load_day = datetime.now(UTC).strftime("%Y-%m-%d")
             results["warehouse_cost"] = defs.resolve_job_def("warehouse_cost_job").execute_in_process(
-                instance=instance, partition_key=CLEAN_PARTITION, raise_on_error=False
+                instance=instance, partition_key=load_day, raise_on_error=False
             )
+            results["load_day"] = load_day
             results["cost_report"] = defs.resolve_job_def("cost_report_job").execute_in_process(
                 instance=instance, raise_on_error=False
             )
@@ -257,7 +261,10 @@ def test_cost_report_renders_the_seeds_analysis_from_measured_data(pipeline: Pip
     cost = pipeline.results["warehouse_cost"].asset_materializations_for_node("warehouse_cost")[0].metadata
     assert cost["loads"].value >= 4 and cost["source"].value == "ledger_estimate"
     report = pipeline.results["cost_report"].asset_materializations_for_node("cost_report")[0].metadata
-    assert report["days_measured"].value == 2  # the clean and the broken partition
+    # The clean and the broken scrape partitions, and the day the loads ran (often the clean one).
+    assert report["days_measured"].value == len(
+        {CLEAN_PARTITION, BROKEN_PARTITION, pipeline.results["load_day"]}
+    )
     assert report["monthly_warehouse_usd"].value > 0
     # The browser delivered on the clean day but not on the broken one: below 95% on average.
     assert report["recommendation"].value == "switch to Apify"
