@@ -26,6 +26,7 @@ import logging
 import shlex
 import signal
 import threading
+from abc import ABC, abstractmethod
 from types import FrameType, TracebackType
 from typing import Any, Self
 
@@ -70,7 +71,7 @@ class SandboxStartError(RuntimeError, OSError):
     port on ``except OSError`` (``ingest-platform demo``) does."""
 
 
-class LoopbackService:
+class LoopbackService(ABC):
     """Something served on loopback by its own asyncio loop in a daemon thread.
 
     Subclasses implement ``_setup`` (bind, in the loop) and ``_teardown``. ``start()`` returns once
@@ -88,14 +89,16 @@ class LoopbackService:
         self._error: BaseException | None = None
 
     # -- to implement ------------------------------------------------------------------------
+    @abstractmethod
     async def _setup(self) -> None:
-        raise NotImplementedError
+        """Start the service's sockets on ``self._loop``."""
 
     async def _teardown(self) -> None:
         return None
 
     def _before_start(self) -> None:
         """Runs in the caller's thread before the loop starts (reset state for a restart)."""
+        return None  # optional hook: most services have nothing to reset
 
     # -- public ------------------------------------------------------------------------------
     @property
@@ -186,8 +189,9 @@ class LoopbackAppServer(LoopbackService):
         self.app: web.Application = self._build_app()
         self._runner: web.AppRunner | None = None
 
+    @abstractmethod
     def _build_app(self) -> web.Application:
-        raise NotImplementedError
+        """The aiohttp application this server runs."""
 
     @property
     def base_url(self) -> str:

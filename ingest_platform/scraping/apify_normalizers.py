@@ -40,7 +40,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from ingest_platform.models import Post
 from ingest_platform.scraping.targets import DEFAULT_BASE_URL, TargetError, parse_target
-from ingest_platform.scraping.tiktok_page import item_to_post
+from ingest_platform.scraping.tiktok_page import item_to_post, optional_list, optional_mapping
 
 __all__ = [
     "facebook_item_to_post",
@@ -114,9 +114,9 @@ def _tiktok_struct(item: Mapping[str, Any], item_id: str) -> dict[str, Any]:
     if text is not None and not isinstance(text, str):
         raise ValueError(f"text is a {type(text).__name__}, not text")
 
-    author = _mapping(item.get("authorMeta"), "authorMeta")
-    music = _mapping(item.get("musicMeta"), "musicMeta")
-    video = _mapping(item.get("videoMeta"), "videoMeta")
+    author = optional_mapping(item.get("authorMeta"), "authorMeta")
+    music = optional_mapping(item.get("musicMeta"), "musicMeta")
+    video = optional_mapping(item.get("videoMeta"), "videoMeta")
 
     stats: dict[str, Any] = {}
     for key in ("playCount", "diggCount", "commentCount", "shareCount", "collectCount"):
@@ -126,7 +126,7 @@ def _tiktok_struct(item: Mapping[str, Any], item_id: str) -> dict[str, Any]:
         stats[key] = _apify_count(value, key)
 
     hashtags = []
-    for entry in _list(item.get("hashtags"), "hashtags"):
+    for entry in optional_list(item.get("hashtags"), "hashtags"):
         # Entries are {"name": …}; a mention contributes {"name": ""} which is skipped downstream.
         name = entry.get("name") if isinstance(entry, Mapping) else entry
         if name is not None and not isinstance(name, str):
@@ -134,7 +134,7 @@ def _tiktok_struct(item: Mapping[str, Any], item_id: str) -> dict[str, Any]:
         if name:
             hashtags.append({"title": name})
     mentions = []
-    for handle in _list(item.get("mentions"), "mentions"):
+    for handle in optional_list(item.get("mentions"), "mentions"):
         if isinstance(handle, str) and handle.strip():
             mentions.append({"type": 0, "userUniqueId": handle.strip().lstrip("@")})
 
@@ -277,7 +277,7 @@ def _facebook_struct(item: Mapping[str, Any], post_id: str) -> dict[str, Any]:
     text = item.get("text")
     if text is not None and not isinstance(text, str):
         raise ValueError(f"text is a {type(text).__name__}, not text")
-    user = _mapping(item.get("user"), "user")
+    user = optional_mapping(item.get("user"), "user")
     page_name = item.get("pageName")
     if page_name is not None and not isinstance(page_name, str):
         raise ValueError(f"pageName is a {type(page_name).__name__}, not text")
@@ -297,7 +297,7 @@ def _facebook_struct(item: Mapping[str, Any], post_id: str) -> dict[str, Any]:
 
     hashtags: list[dict[str, str]] = []
     mentions: list[dict[str, Any]] = []
-    for reference in _list(item.get("textReferences"), "textReferences"):
+    for reference in optional_list(item.get("textReferences"), "textReferences"):
         if not isinstance(reference, Mapping) or not isinstance(reference.get("url"), str):
             continue
         path = [unquote(s) for s in urlsplit(reference["url"]).path.split("/") if s]
@@ -413,22 +413,6 @@ def _parse_iso(value: Any, field: str) -> datetime:
         raise ValueError(f"{field} {value!r} is not an ISO timestamp") from None
     # A zone-less timestamp from the actor is UTC (Apify writes UTC everywhere).
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-def _mapping(value: Any, field: str) -> Mapping[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ValueError(f"{field} is a {type(value).__name__}, not an object")
-    return value
-
-
-def _list(value: Any, field: str) -> list[Any]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise ValueError(f"{field} is a {type(value).__name__}, not a list")
-    return value
 
 
 def _first_url(item: Mapping[str, Any], *keys: str) -> str | None:

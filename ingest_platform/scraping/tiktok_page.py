@@ -800,14 +800,14 @@ def _item_to_post(
     else:
         raise ValueError(f"author is a {type(author).__name__}, not an object")
 
-    stats = _opt_mapping(item.get("stats"), "stats")
-    stats_v2 = _opt_mapping(item.get("statsV2"), "statsV2")
+    stats = optional_mapping(item.get("stats"), "stats")
+    stats_v2 = optional_mapping(item.get("statsV2"), "statsV2")
     counts = {field: _item_count(stats, stats_v2, key) for field, key in _COUNT_KEYS.items()}
 
     hashtags, mentions = _tags_and_mentions(item, desc)
 
-    music = _opt_mapping(item.get("music"), "music")
-    video = _opt_mapping(item.get("video"), "video")
+    music = optional_mapping(item.get("music"), "music")
+    video = optional_mapping(item.get("video"), "video")
 
     return Post(
         platform=platform,
@@ -896,10 +896,10 @@ def _tags_and_mentions(item: Mapping[str, Any], desc: str) -> tuple[list[str], l
             if cleaned:
                 target.setdefault(cleaned, None)
 
-    for challenge in _opt_list(item.get("challenges"), "challenges"):
+    for challenge in optional_list(item.get("challenges"), "challenges"):
         if isinstance(challenge, Mapping):
             add(hashtags, challenge.get("title"), "#")
-    for extra in _opt_list(item.get("textExtra"), "textExtra"):
+    for extra in optional_list(item.get("textExtra"), "textExtra"):
         if not isinstance(extra, Mapping):
             continue
         kind = extra.get("type")
@@ -937,7 +937,7 @@ def _is_slideshow(image_post: Any) -> bool:
     return bool(image_post)
 
 
-def _opt_mapping(value: Any, field: str) -> Mapping[str, Any]:
+def optional_mapping(value: Any, field: str) -> Mapping[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
@@ -945,7 +945,7 @@ def _opt_mapping(value: Any, field: str) -> Mapping[str, Any]:
     return value
 
 
-def _opt_list(value: Any, field: str) -> list[Any]:
+def optional_list(value: Any, field: str) -> list[Any]:
     if value is None:
         return []
     if not isinstance(value, list):
