@@ -18,6 +18,7 @@ from ingest_platform.scraping.fingerprints import (
     chrome_major,
     chromium_major_of,
 )
+from ingest_platform.scraping.proxy_config import parse_proxy_list
 from ingest_platform.scraping.proxy_pool import ProxyPool
 from ingest_platform.scraping.sessions import SessionManager
 
@@ -203,3 +204,34 @@ def test_sessions_present_their_fingerprint_consistently_in_chromium() -> None:
             assert sent["Accept-Language"] == fp.accept_language
             assert sent["Sec-CH-UA-Platform"] == f'"{fp.ua_platform}"'
             assert f'v="{fp.chrome_major}"' in sent["Sec-CH-UA"] and "Headless" not in sent["Sec-CH-UA"]
+
+
+def test_sessions_open_together_on_one_proxy_take_different_user_agents() -> None:
+    """Same IP + same user agent is one client to the site: it would share one request budget."""
+    from playwright.async_api import async_playwright
+
+    async def open_sessions() -> tuple[list[str], str]:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=resolve_browser_executable(), headless=True, args=list(CHROMIUM_ARGS)
+            )
+            # One proxy (never dialled: no page is loaded) and a seeded factory that would repeat itself.
+            pool = ProxyPool(parse_proxy_list("http://127.0.0.1:9"))
+            factory = FingerprintFactory(chrome_major=156, rng=random.Random(0))
+            manager = SessionManager(browser, pool, factory)
+            try:
+                # Opened concurrently, as the scraper's workers and warm spares are.
+                sessions = list(await asyncio.gather(*(manager.open() for _ in range(3))))
+                agents = [session.fingerprint.user_agent for session in sessions]
+                for session in sessions:
+                    await manager.close(session)
+                # Everything is closed and nothing was burnt: all identities are free again.
+                reopened = await manager.open()
+                await manager.close(reopened)
+                return agents, reopened.fingerprint.user_agent
+            finally:
+                await browser.close()
+
+    agents, reopened = asyncio.run(open_sessions())
+    assert len(set(agents)) == 3  # windows, macos, linux: three live sessions, three identities
+    assert reopened in agents

@@ -5,6 +5,10 @@ IP and browser identity, so a session never changes either: when it is blocked i
 (context closed, proxy lease handed back with the failure already scored in the pool) and the
 page is retried on a fresh session, which gets a new proxy and a new fingerprint.
 
+Two sessions open at once on the same proxy get different user agents when the fingerprint
+factory can offer one: with the same IP and user agent they would be one client to the site,
+making requests at twice the rate and sharing one request budget and one ban.
+
 Page traffic is measured per session for the ``bytes_via_proxies`` metric: on every finished
 request the context reports ``await request.sizes()`` (request headers + body, response headers +
 body, as Chromium's network stack counted them). Requests Chromium makes outside any page
@@ -18,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,11 +93,17 @@ class SessionManager:
         self.bytes_direct = 0
         # (proxy, user agent) identities a site has banned or challenged: never reused.
         self._burnt: dict[str, set[str]] = {}
+        # User agents of the sessions open right now, per proxy (a count: rare collisions happen
+        # when every identity on a proxy is live or burnt).
+        self._live: dict[str, Counter[str]] = {}
 
     async def open(self, *, avoid: set[str] | frozenset[str] = frozenset()) -> BrowserSession:
         """A new session on the healthiest proxy (raises ``ProxyPoolExhausted``)."""
         lease = self.pool.acquire(avoid=avoid)
-        fingerprint = self.fingerprints.generate(avoid_user_agents=self._burnt.get(lease.proxy_id, set()))
+        fingerprint = self.fingerprints.generate(avoid_user_agents=self._identities_in_use(lease.proxy_id))
+        # Claimed before the first await: sessions opened concurrently must see each other.
+        live = self._live.setdefault(lease.proxy_id, Counter())
+        live[fingerprint.user_agent] += 1
         options = fingerprint.context_options()
         if lease.proxy is not None:
             options["proxy"] = lease.proxy.playwright_proxy()
@@ -101,6 +112,7 @@ class SessionManager:
             if self.stealth:
                 await fingerprint.stealth().apply_stealth_async(context)
         except BaseException:
+            live[fingerprint.user_agent] -= 1
             self.pool.release(lease)
             raise
         session = BrowserSession(
@@ -111,6 +123,11 @@ class SessionManager:
         self.opened += 1
         logger.debug("opened %r", session)
         return session
+
+    def _identities_in_use(self, proxy_id: str) -> set[str]:
+        """User agents a new session on ``proxy_id`` should not take: burnt ones and live ones."""
+        live = self._live.get(proxy_id, Counter())
+        return self._burnt.get(proxy_id, set()) | {agent for agent, count in live.items() if count > 0}
 
     def _count_bytes(self, session: BrowserSession, request: Any) -> None:
         async def measure() -> None:
@@ -149,6 +166,7 @@ class SessionManager:
         if session.context is None:
             return
         context, session.context, session.page = session.context, None, None
+        self._live.get(session.proxy_id, Counter())[session.fingerprint.user_agent] -= 1
         if session.pages_loaded:
             self.started += 1
         if session._size_tasks:
