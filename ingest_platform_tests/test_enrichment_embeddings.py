@@ -1,7 +1,7 @@
 """Tests for ``ingest_platform.enrichment.embeddings``.
 
-The local-model tests use the real packaged all-MiniLM-L6-v2 (offline) and are skipped only
-when the optional embeddings extra is not installed. The OpenAI-compatible provider is tested
+The local-model tests use the real packaged all-MiniLM-L6-v2 (offline) and fail when the
+optional embeddings extra is not installed (`make test` installs it). The OpenAI-compatible provider is tested
 against a tiny ``http.server`` on 127.0.0.1; Cortex against a fake DB-API connection.
 """
 
@@ -103,6 +103,34 @@ def test_build_local_provider() -> None:
     assert provider.name == "local"
     assert provider.model_name == "sentence-transformers/all-MiniLM-L6-v2"
     assert provider.dimension == 384  # read from the model folder's config: no model load needed
+
+
+@needs_local_stack
+def test_bfloat16_matches_float32_and_auto_follows_the_cpu(
+    local_provider: LocalSentenceTransformerProvider,
+) -> None:
+    import torch
+
+    texts = [
+        "A man is playing the guitar on stage.",
+        "new drop today 🔥 #fashion @lena",
+        "Interest rates were raised by the central bank this quarter.",
+        "x",
+        "Lorem ipsum dolor sit amet, " * 20,  # long enough to cover many tokens
+    ]
+    exact = LocalSentenceTransformerProvider(precision="float32")
+    fast = LocalSentenceTransformerProvider(precision="bfloat16")
+    full, reduced = exact.embed(texts), fast.embed(texts)
+    assert (exact.precision, fast.precision) == ("float32", "bfloat16")
+    assert reduced.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(reduced, axis=1), 1.0, atol=1e-5)
+    cosine = (full * reduced).sum(axis=1)
+    assert cosine.min() > 0.999
+    assert not np.array_equal(full, reduced)  # bfloat16 really ran
+    native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    assert local_provider.precision == ("bfloat16" if native else "float32")
+    with pytest.raises(ValueError, match="unknown embedding precision 'fp8'"):
+        LocalSentenceTransformerProvider(precision="fp8")
 
 
 # ---------------------------------------------------------------- hashing fallback

@@ -65,6 +65,11 @@ def enriched_posts(
             "dagster/row_count": MetadataValue.int(len(enriched)),
             "embedding_model": embedder.provider.model_name,
             "embedding_dimension": MetadataValue.int(embedder.provider.dimension),
+            **(
+                {"embedding_precision": embedder.provider.precision}
+                if hasattr(embedder.provider, "precision")
+                else {}
+            ),
             "embeddings_cached": MetadataValue.int(embedder.hits),
             "embeddings_computed": MetadataValue.int(embedder.misses),
             "languages": MetadataValue.json(

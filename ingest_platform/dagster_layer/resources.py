@@ -213,6 +213,10 @@ class EmbeddingResource(ConfigurableResource):
     base_url: str | None = None
     api_key: str | None = Field(default=None, description="EMBEDDINGS_API_KEY (secret, openai provider).")
     batch_size: int = 64
+    precision: Literal["auto", "float32", "bfloat16"] = Field(
+        default="auto",
+        description="local provider: bfloat16 on CPUs with native bfloat16 (auto), or forced.",
+    )
     cache_dir: str | None = None
 
     def embedder(self, warehouse: WarehouseResource | None = None) -> CachedEmbedder:
@@ -220,7 +224,7 @@ class EmbeddingResource(ConfigurableResource):
 
         kwargs: dict[str, Any] = {}
         if self.provider == "local":
-            kwargs = {"batch_size": self.batch_size}
+            kwargs = {"batch_size": self.batch_size, "precision": self.precision}
         elif self.provider == "openai":
             kwargs = {"base_url": self.base_url, "api_key": self.api_key, "model": self.model}
         elif self.provider == "snowflake_cortex":

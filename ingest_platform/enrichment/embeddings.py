@@ -146,6 +146,13 @@ class LocalSentenceTransformerProvider:
     The model is loaded on first use (``embed`` or ``dimension`` when the folder's config
     does not say) and is shared by later calls. Loading is forced offline: nothing is ever
     fetched from a model hub at run time.
+
+    ``precision``: ``float32``, ``bfloat16`` (CPU autocast: matrix products in bfloat16,
+    weights and the normalised output in float32), or ``auto`` (bfloat16 when the CPU has
+    native bfloat16 arithmetic, e.g. AVX512-BF16 or AMX, else float32). On such a CPU,
+    bfloat16 embeds about 1.7x faster with a cosine similarity above 0.9999 to float32
+    (``benchmarks/privacy_throughput.py`` prints both), so vectors from either precision can
+    share one cache.
     """
 
     name = "local"
@@ -156,7 +163,10 @@ class LocalSentenceTransformerProvider:
         batch_size: int = 64,
         device: str = "cpu",
         model_name: str | None = None,
+        precision: str = "auto",
     ) -> None:
+        if precision not in _PRECISIONS:
+            raise ValueError(f"unknown embedding precision {precision!r}; expected one of {_PRECISIONS}")
         _require_embedding_stack()
         self.model_path = Path(model_path) if model_path else packaged_model_path()
         if not self.model_path.is_dir():
@@ -166,6 +176,8 @@ class LocalSentenceTransformerProvider:
         # The model name is part of every cache key, so it must identify the weights.
         self.model_name = model_name or (PACKAGED_MODEL_NAME if model_path is None else self.model_path.name)
         self._dimension = _dimension_from_config(self.model_path)
+        self.requested_precision = precision
+        self._precision: str | None = None  # resolved on load ("auto" needs torch)
         self._model: Any = None
         self._lock = threading.Lock()
 
@@ -189,8 +201,16 @@ class LocalSentenceTransformerProvider:
                 getter = getattr(model, "get_embedding_dimension", None)
                 getter = getter or model.get_sentence_embedding_dimension
                 self._dimension = int(getter())
+                self._precision = _resolve_precision(self.requested_precision, self.device)
                 self._model = model
             return self._model
+
+    @property
+    def precision(self) -> str:
+        """The precision embeddings are computed in (loads the model to resolve ``auto``)."""
+        self._load()
+        assert self._precision is not None
+        return self._precision
 
     @property
     def dimension(self) -> int:
@@ -203,17 +223,42 @@ class LocalSentenceTransformerProvider:
         if not texts:
             return _empty(self.dimension)
         model = self._load()
-        vectors = model.encode(
-            list(texts),
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+        import torch
+
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self._precision == "bfloat16"):
+            vectors = model.encode(
+                list(texts),
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
         return np.asarray(vectors, dtype=np.float32)
 
     def __repr__(self) -> str:
-        return f"LocalSentenceTransformerProvider(model_name={self.model_name!r}, device={self.device!r})"
+        return (
+            f"LocalSentenceTransformerProvider(model_name={self.model_name!r}, device={self.device!r}, "
+            f"precision={self._precision or self.requested_precision!r})"
+        )
+
+
+_PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def _resolve_precision(requested: str, device: str) -> str:
+    """``auto`` -> ``bfloat16`` only where the CPU does bfloat16 natively: emulated bfloat16
+    is slower than float32. Other devices keep float32 (autocast here is CPU-only)."""
+    if requested != "auto":
+        return requested
+    if not device.startswith("cpu"):
+        return "float32"
+    import torch
+
+    try:
+        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch build without oneDNN
+        native = False
+    return "bfloat16" if native else "float32"
 
 
 # --------------------------------------------------------------------------------------
