@@ -65,8 +65,15 @@ class LocalStack:
         return self.stack.base_url
 
     def env(self) -> dict[str, str]:
+        from ingest_platform.sandbox.server import default_targets
+
+        # Two named lists, so the demo scrape fans out into one run per (day, list) as in production.
+        targets = default_targets(self.stack.content)
+        creators = ",".join(t for t in targets if not t.startswith("#"))
+        hashtags = ",".join(t for t in targets if t.startswith("#"))
         return {
             **self.stack.env(),
+            "TIKTOK_TARGET_LISTS": f"creators={creators}; hashtags={hashtags}",
             "APIFY_TOKEN": "apify_demo_token",
             "APIFY_API_URL": self.apify.api_url,
             "FACEBOOK_PAGES": ",".join(DEMO_FACEBOOK_PAGES),
@@ -117,16 +124,23 @@ def run_demo(args: argparse.Namespace) -> int:
         seeded = seed_landing_zone(landing)
         print(f"Landing zone {landing}: {seeded['files']} order files ({seeded['orders']} orders, 1 corrupt)")
 
-        from dagster import DagsterInstance
+        from dagster import DagsterInstance, MultiPartitionKey
 
+        from ingest_platform.dagster_layer.common import DATE_DIMENSION, LIST_DIMENSION, tiktok_target_lists
         from ingest_platform.definitions import defs
 
         instance = DagsterInstance.get()
         apply_pool_limits(instance)
         partition = datetime.now(UTC).strftime("%Y-%m-%d")
         outcomes = []
+        # One scrape run per target list (what the per-list schedules launch), then the Facebook
+        # job, whose hashed_posts/enriched_posts load the day from both platforms and every list.
+        scrapes = [
+            ("tiktok_scrape_job", MultiPartitionKey({DATE_DIMENSION: partition, LIST_DIMENSION: name}))
+            for name in tiktok_target_lists
+        ]
         jobs = (
-            ("tiktok_posts_job", partition),
+            *scrapes,
             ("facebook_posts_job", partition),
             ("orders_job", None),
             ("warehouse_cost_job", partition),

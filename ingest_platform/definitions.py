@@ -1,7 +1,7 @@
 """The whole platform on one screen: assets, checks, jobs, schedules, sensors, resources per env.
 
-    raw_tiktok_posts ──┬▶ hashed_posts ─▶ enriched_posts    (daily partitions)
-    raw_facebook_posts ┘
+    raw_tiktok_posts ───┬▶ hashed_posts ─▶ enriched_posts   (date x target list ─▶ daily)
+    raw_facebook_posts ─┘
     landing/*.jsonl  ─▶ ORDERS                              (sensor-buffered file batches)
     every reject     ─▶ dead_letters
 
@@ -26,19 +26,25 @@ from ingest_platform.dagster_layer.monitoring import (
 from ingest_platform.dagster_layer.privacy import hashed_posts
 from ingest_platform.dagster_layer.quality import dead_letters
 from ingest_platform.dagster_layer.reporting import cost_report, cost_report_job, cost_report_schedule
+from ingest_platform.dagster_layer.scheduling import tiktok_scrape_schedules
 from ingest_platform.dagster_layer.sources import raw_facebook_posts, raw_tiktok_posts
 from ingest_platform.dagster_layer.warehouse import orders, orders_job, orders_landing_sensor
 
 INGEST_ENV = os.environ.get("INGEST_ENV", "local")
 
-tiktok_posts_job = define_asset_job(
-    "tiktok_posts_job",
+tiktok_scrape_job = define_asset_job(
+    "tiktok_scrape_job",
     # Freshness is the freshness sensor's to judge, on the clock, not every scrape run's.
-    selection=AssetSelection.assets(raw_tiktok_posts, hashed_posts, enriched_posts)
-    - AssetSelection.checks(*freshness_checks),
+    selection=AssetSelection.assets(raw_tiktok_posts) - AssetSelection.checks(*freshness_checks),
     # A blocked scrape retried at once only burns proxies and CAPTCHA budget: no run retries here.
     tags={"ingest_platform/platform": "tiktok", "dagster/max_retries": "0"},
-    description="Scrape the day's TikTok targets, pseudonymise, enrich.",
+    description="Scrape one TikTok target list for one day (partition: date x target list).",
+)
+posts_load_job = define_asset_job(
+    "posts_load_job",
+    selection=AssetSelection.assets(hashed_posts, enriched_posts),
+    description="Pseudonymise and enrich one day of posts, every platform and target list "
+    "(declarative automation runs it when a day's scrapes are in).",
 )
 facebook_posts_job = define_asset_job(
     "facebook_posts_job",
@@ -62,7 +68,8 @@ def make_definitions(environment: str = INGEST_ENV) -> Definitions:
         ],
         asset_checks=[*freshness_checks, orders_loader_lag],
         jobs=[
-            tiktok_posts_job,
+            tiktok_scrape_job,
+            posts_load_job,
             facebook_posts_job,
             orders_job,
             loader_lag_job,
@@ -70,7 +77,7 @@ def make_definitions(environment: str = INGEST_ENV) -> Definitions:
             cost_report_job,
         ],
         schedules=[
-            build_schedule_from_partitioned_job(tiktok_posts_job, hour_of_day=2, minute_of_hour=15),
+            *tiktok_scrape_schedules(tiktok_scrape_job),
             build_schedule_from_partitioned_job(facebook_posts_job, hour_of_day=2, minute_of_hour=45),
             loader_lag_schedule,
             warehouse_cost_schedule,

@@ -3,7 +3,9 @@
 Raw scraped posts and raw dead-letter payloads are written as parquet/JSONL under one URI: a
 local directory by default, any ``pyarrow.fs`` URI (``s3://bucket/prefix``, ``gs://…``) in
 production, through the same interface. One file per (dataset, partition): a rerun replaces it
-atomically (write to a temporary name, then move), so reruns never duplicate.
+atomically (write to a temporary name, then move), so reruns never duplicate. A day of TikTok
+posts is sharded by target list (``date=D/list=NAME/posts.parquet``): each list's scrape run
+writes only its own file, so runs of the same day on different workers never overwrite each other.
 """
 
 from __future__ import annotations
@@ -88,17 +90,52 @@ class RawStore:
         self._fs.move(temporary, path)
 
     # --- posts ---------------------------------------------------------------------------------
-    def posts_path(self, platform: str, partition_key: str) -> str:
-        return self._path("posts", f"platform={platform}", f"date={partition_key}", "posts.parquet")
+    def posts_path(self, platform: str, partition_key: str, shard: str | None = None) -> str:
+        """One day's posts; ``shard`` (a target list) gives each scrape run of the day its own file."""
+        day = self._path("posts", f"platform={platform}", f"date={partition_key}")
+        return f"{day}/list={shard}/posts.parquet" if shard else f"{day}/posts.parquet"
 
-    def write_posts(self, platform: str, partition_key: str, posts: Sequence[Post]) -> str:
+    def write_posts(
+        self, platform: str, partition_key: str, posts: Sequence[Post], *, shard: str | None = None
+    ) -> str:
         table = pa.Table.from_pandas(posts_to_frame(posts), schema=_POST_SCHEMA, preserve_index=False)
-        path = self.posts_path(platform, partition_key)
+        path = self.posts_path(platform, partition_key, shard)
         self._atomic_write(path, lambda tmp: pq.write_table(table, tmp, filesystem=self._fs))
         return path
 
-    def read_posts(self, platform: str, partition_key: str) -> pd.DataFrame:
-        path = self.posts_path(platform, partition_key)
+    def read_posts(self, platform: str, partition_key: str, *, shard: str | None = None) -> pd.DataFrame:
+        """One shard's posts, or (``shard=None``) the whole day: the unsharded file and every shard.
+
+        Posts found by two shards (a creator in two lists) are kept once, from the first shard in
+        name order, so downstream loads see each post once.
+        """
+        if shard is not None:
+            return self._read_file(self.posts_path(platform, partition_key, shard))
+        paths = [self.posts_path(platform, partition_key), *self._shard_paths(platform, partition_key)]
+        frames = [frame for frame in (self._read_file(path) for path in paths) if len(frame)]
+        if not frames:
+            return posts_to_frame([])
+        if len(frames) == 1:
+            return frames[0]
+        day = pd.concat(frames, ignore_index=True)
+        return day.drop_duplicates(subset=["platform", "post_id"], keep="first", ignore_index=True)
+
+    def post_shards(self, platform: str, partition_key: str) -> list[str]:
+        """Names of the day's shards written so far, sorted."""
+        paths = self._shard_paths(platform, partition_key)
+        return [path.rsplit("/", 2)[-2].removeprefix("list=") for path in paths]
+
+    def _shard_paths(self, platform: str, partition_key: str) -> list[str]:
+        day = self._path("posts", f"platform={platform}", f"date={partition_key}")
+        selector = pafs.FileSelector(day, recursive=False, allow_not_found=True)
+        shards = sorted(
+            info.path
+            for info in self._fs.get_file_info(selector)
+            if info.type == pafs.FileType.Directory and info.path.rsplit("/", 1)[-1].startswith("list=")
+        )
+        return [f"{directory}/posts.parquet" for directory in shards]
+
+    def _read_file(self, path: str) -> pd.DataFrame:
         if self._fs.get_file_info(path).type == pafs.FileType.NotFound:
             return posts_to_frame([])
         return pq.read_table(path, filesystem=self._fs, schema=_POST_SCHEMA).to_pandas()

@@ -20,6 +20,8 @@ from ingest_platform.dagster_layer.resources import (
 from ingest_platform.dagster_layer.sources import raw_facebook_posts, raw_tiktok_posts
 
 PARTITION = "2026-11-28"
+# raw_tiktok_posts is partitioned by (date x target list); without TIKTOK_TARGET_LISTS the list is "default".
+TIKTOK_PARTITION = f"{PARTITION}|default"
 PAGES = ["https://www.facebook.com/cityroasters", "https://www.facebook.com/harbourbooks"]
 
 
@@ -81,7 +83,7 @@ def test_tiktok_through_apify_gives_the_sandbox_posts(
     result = materialize(
         [raw_tiktok_posts],
         resources=resources,
-        partition_key=PARTITION,
+        partition_key=TIKTOK_PARTITION,
         instance=DagsterInstance.ephemeral(),
         run_config={
             "ops": {
@@ -153,7 +155,7 @@ def test_proxy_credentials_and_api_keys_never_reach_dagster_storage(tmp_path, da
                     max_delay_s=0.05,
                 ),
             },
-            partition_key=PARTITION,
+            partition_key=TIKTOK_PARTITION,
             instance=instance,
             raise_on_error=False,
         )
@@ -191,7 +193,7 @@ def test_schema_drift_check_catches_a_renamed_field_between_runs(tmp_path, dagst
 
         def run():
             result = materialize(
-                [raw_tiktok_posts], resources=resources, partition_key=PARTITION, instance=instance
+                [raw_tiktok_posts], resources=resources, partition_key=TIKTOK_PARTITION, instance=instance
             )
             return next(e for e in result.get_asset_check_evaluations() if e.check_name == "schema_drift")
 
@@ -235,7 +237,7 @@ def test_auto_switches_to_apify_when_the_site_blocks_the_browser(tmp_path, dagst
         result = materialize(
             [raw_tiktok_posts],
             resources=resources,
-            partition_key=PARTITION,
+            partition_key=TIKTOK_PARTITION,
             instance=DagsterInstance.ephemeral(),
         )
     finally:
@@ -251,3 +253,49 @@ def test_auto_switches_to_apify_when_the_site_blocks_the_browser(tmp_path, dagst
     expected = {post_id for p in profiles for post_id in p.post_ids[:30]}
     assert set(raw["post_id"]) == expected  # no gaps: every target's newest 30 posts
     assert {"browser", "apify"} == set(raw["backend"])
+
+
+def test_automation_loads_a_scraped_day_unless_its_blocking_check_failed(
+    tmp_path, dagster_home, apify_stand_in, sandbox_content
+) -> None:
+    """hashed_posts' automation condition: the cross-run form of the blocking success check."""
+    from datetime import UTC, datetime
+
+    from dagster import AssetKey, Definitions, evaluate_automation_conditions
+
+    now = datetime.now(UTC)  # eager looks at the latest day only: scrape today's partition
+    partition = f"{now:%Y-%m-%d}|default"
+    resources = _resources(tmp_path, apify_stand_in)
+    instance = DagsterInstance.ephemeral()
+    defs = Definitions(assets=[raw_tiktok_posts, raw_facebook_posts, hashed_posts], resources=resources)
+    hashed = AssetKey("hashed_posts")
+
+    def scrape(target: str):
+        return materialize(
+            [raw_tiktok_posts],
+            resources=resources,
+            partition_key=partition,
+            instance=instance,
+            raise_on_error=False,
+            run_config={"ops": {"raw_tiktok_posts": {"config": {"targets": [target], "backend": "apify"}}}},
+        )
+
+    evaluation = evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=now)
+    assert evaluation.get_requested_partitions(hashed) == set()  # nothing scraped yet
+
+    failed = scrape("@no.such.creator")
+    checks = {e.check_name: e.passed for e in failed.get_asset_check_evaluations()}
+    assert checks["scraper_success_rate"] is False
+    evaluation = evaluate_automation_conditions(
+        defs=defs, instance=instance, cursor=evaluation.cursor, evaluation_time=now
+    )
+    assert evaluation.get_requested_partitions(hashed) == set()  # a failed scrape is not loaded
+
+    # The list is scraped again and passes; Facebook never ran, which must not hold the day back.
+    passed = scrape(f"@{sandbox_content.profiles[0].unique_id}")
+    checks = {e.check_name: e.passed for e in passed.get_asset_check_evaluations()}
+    assert checks["scraper_success_rate"] is True
+    evaluation = evaluate_automation_conditions(
+        defs=defs, instance=instance, cursor=evaluation.cursor, evaluation_time=now
+    )
+    assert evaluation.get_requested_partitions(hashed) == {f"{now:%Y-%m-%d}"}

@@ -73,14 +73,16 @@ def test_every_asset_check_sensor_job_and_schedule_is_present(dagster_home) -> N
         "freshness_checks_sensor",
     }
     assert {job.name for job in defs.jobs} >= {
-        "tiktok_posts_job",
+        "tiktok_scrape_job",
+        "posts_load_job",
+        "facebook_posts_job",
         "orders_job",
         "orders_loader_lag_job",
         "warehouse_cost_job",
     }
     schedules = defs.get_repository_def().schedule_defs
     assert {schedule.job_name for schedule in schedules} >= {
-        "tiktok_posts_job",
+        "tiktok_scrape_job",
         "orders_loader_lag_job",
         "warehouse_cost_job",
     }

@@ -1,7 +1,9 @@
 """The production shape, locally: runs in their own processes, multiprocess executor, pool limits.
 
-Two partitions of ``tiktok_posts_job`` start at once; the instance allows one ``scraper_tiktok``
-slot, so their scrape steps must not overlap while everything else may.
+The scrape fans out over (date x target list): two target lists of the same day start as two
+runs of ``tiktok_scrape_job`` at once, each in its own process (a pod under the K8s launcher).
+The instance allows one ``scraper_tiktok`` slot, so their scrape steps must not overlap while
+the runs themselves may.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import pytest
 
 from ingest_platform_tests.conftest import REPO_ROOT, make_dagster_home
 
-PARTITIONS = ("2026-11-25", "2026-11-26")
+DAY = "2026-11-25"
+PARTITIONS = (f"{DAY}|alpha", f"{DAY}|beta")
 
 
 @pytest.fixture
@@ -23,13 +26,13 @@ def concurrent_runs(tmp_path, sandbox_server, sandbox_content):
     from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
     home = make_dagster_home(tmp_path / "home")
-    profile = sandbox_content.profiles[5]
+    alpha, beta = sandbox_content.profiles[4], sandbox_content.profiles[5]
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),
         "INGEST_ENV": "local",
         "TIKTOK_BASE_URL": sandbox_server.base_url,
-        "TIKTOK_TARGETS": f"@{profile.unique_id}:30",
+        "TIKTOK_TARGET_LISTS": f"alpha=@{alpha.unique_id}:30; beta=@{beta.unique_id}:30",
         "SCRAPER_MIN_DELAY_S": "0.3",
         "SCRAPER_MAX_DELAY_S": "0.5",
         "EMBEDDINGS_PROVIDER": "hashing",
@@ -50,7 +53,7 @@ def concurrent_runs(tmp_path, sandbox_server, sandbox_content):
                     "-m",
                     "ingest_platform.definitions",
                     "-j",
-                    "tiktok_posts_job",
+                    "tiktok_scrape_job",
                     "--tags",
                     json.dumps({"dagster/partition": partition}),
                 ],
@@ -63,8 +66,8 @@ def concurrent_runs(tmp_path, sandbox_server, sandbox_content):
             for partition in PARTITIONS
         ]
         outputs = [process.communicate(timeout=600)[0] for process in processes]
-        runs = instance.get_runs(RunsFilter(job_name="tiktok_posts_job"))
-        yield instance, runs, outputs, DagsterRunStatus
+        runs = instance.get_runs(RunsFilter(job_name="tiktok_scrape_job"))
+        yield instance, runs, outputs, DagsterRunStatus, (alpha, beta)
     finally:
         os.environ.pop("DAGSTER_HOME", None)
 
@@ -90,10 +93,10 @@ def _step_window(instance, run_id: str, step_key: str) -> tuple[float, float]:
     return min(starts), max(ends)
 
 
-def test_two_partitions_run_in_parallel_processes_but_scraping_respects_the_pool(concurrent_runs) -> None:
+def test_target_lists_run_in_parallel_processes_but_scraping_respects_the_pool(concurrent_runs) -> None:
     from dagster import RunsFilter
 
-    instance, runs, outputs, status = concurrent_runs
+    instance, runs, outputs, status, profiles = concurrent_runs
     assert len(runs) == 2, outputs
     assert {run.tags["dagster/partition"] for run in runs} == set(PARTITIONS)
     assert all(run.status == status.SUCCESS for run in runs), outputs
@@ -105,6 +108,14 @@ def test_two_partitions_run_in_parallel_processes_but_scraping_respects_the_pool
     )
     assert second_start >= first_end, "two scrape steps held the single scraper_tiktok slot at once"
     # The runs themselves overlapped: without the pool the scrape steps would have too.
-    records = instance.get_run_records(RunsFilter(job_name="tiktok_posts_job"))
+    records = instance.get_run_records(RunsFilter(job_name="tiktok_scrape_job"))
     (_a_start, a_end), (b_start, _b_end) = sorted((r.start_time, r.end_time) for r in records)
     assert b_start < a_end
+    # Each list wrote its own shard of the day; the day reads as both lists' posts, each once.
+    from ingest_platform.raw_store import RawStore
+
+    store = RawStore(str(instance.root_directory) + "/raw")
+    assert store.post_shards("tiktok", DAY) == ["alpha", "beta"]
+    day = store.read_posts("tiktok", DAY)
+    expected = {post_id for profile in profiles for post_id in profile.post_ids[:30]}
+    assert set(day["post_id"]) == expected and day["post_id"].is_unique

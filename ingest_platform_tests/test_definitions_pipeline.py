@@ -21,6 +21,11 @@ CLEAN_PARTITION = "2026-11-28"
 BROKEN_PARTITION = "2026-11-27"
 
 
+def _scrape_key(day: str) -> str:
+    """The scrape's (date x target list) partition; the tests configure only TIKTOK_TARGETS."""
+    return f"{day}|default"
+
+
 @dataclass
 class PipelineRun:
     home: Path
@@ -84,16 +89,22 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory):
         with environment(**env):
             defs = make_definitions("local")
             instance = DagsterInstance.get()
-            tiktok_job = defs.resolve_job_def("tiktok_posts_job")
+            scrape_job = defs.resolve_job_def("tiktok_scrape_job")
+            load_job = defs.resolve_job_def("posts_load_job")
             orders_job = defs.resolve_job_def("orders_job")
             results: dict[str, Any] = {}
-            results["clean"] = tiktok_job.execute_in_process(
+            results["clean"] = scrape_job.execute_in_process(
+                instance=instance, partition_key=_scrape_key(CLEAN_PARTITION), raise_on_error=False
+            )
+            results["clean_load"] = load_job.execute_in_process(
                 instance=instance, partition_key=CLEAN_PARTITION, raise_on_error=False
             )
             good_target = f"@{content.profiles[4].unique_id}"
-            results["broken"] = tiktok_job.execute_in_process(
+            # Scraped only: its blocking check fails, so automation never loads it (see
+            # test_dagster_layer_privacy.py for that condition).
+            results["broken"] = scrape_job.execute_in_process(
                 instance=instance,
-                partition_key=BROKEN_PARTITION,
+                partition_key=_scrape_key(BROKEN_PARTITION),
                 raise_on_error=False,
                 run_config={
                     "ops": {"raw_tiktok_posts": {"config": {"targets": [f"@{broken_handle}", good_target]}}}
@@ -112,7 +123,10 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory):
             first = _counts(defs)
             # Rerun everything: the same partition re-scraped, the same order files landing again.
             _seed_orders(landing)
-            results["clean_rerun"] = tiktok_job.execute_in_process(
+            results["clean_rerun"] = scrape_job.execute_in_process(
+                instance=instance, partition_key=_scrape_key(CLEAN_PARTITION), raise_on_error=False
+            )
+            results["clean_rerun_load"] = load_job.execute_in_process(
                 instance=instance, partition_key=CLEAN_PARTITION, raise_on_error=False
             )
             results["orders_rerun"] = orders_job.execute_in_process(instance=instance, raise_on_error=False)
@@ -134,7 +148,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_clean_runs_succeed_and_fill_every_table(pipeline: PipelineRun) -> None:
-    for name in ("clean", "orders", "clean_rerun", "orders_rerun"):
+    for name in ("clean", "clean_load", "orders", "clean_rerun", "clean_rerun_load", "orders_rerun"):
         assert pipeline.results[name].success, name
     counts = pipeline.counts_after_first
     raw = pipeline.defs.resources["raw_store"].open().read_posts("tiktok", CLEAN_PARTITION)
@@ -192,11 +206,8 @@ def test_rerunning_the_same_partition_and_files_duplicates_nothing(pipeline: Pip
 
 
 def test_broken_page_is_dead_lettered_and_the_rest_is_kept(pipeline: PipelineRun) -> None:
-    from dagster import AssetKey
-
     broken = pipeline.results["broken"]
-    # The success check is blocking: the partition is not pseudonymised/loaded, but the scrape
-    # itself materialized and kept the good target's posts.
+    # The success check fails, but the scrape itself materialized and kept the good target's posts.
     materializations = broken.asset_materializations_for_node("raw_tiktok_posts")
     assert len(materializations) == 1
     metadata = materializations[0].metadata
@@ -205,14 +216,8 @@ def test_broken_page_is_dead_lettered_and_the_rest_is_kept(pipeline: PipelineRun
     assert len(raw) == 75
     checks = {e.check_name: e.passed for e in broken.get_asset_check_evaluations()}
     assert checks["scraper_success_rate"] is False
-    record = pipeline.instance.get_latest_materialization_event(AssetKey("hashed_posts"))
-    assert record is not None and record.asset_materialization.partition == CLEAN_PARTITION
     with pipeline.warehouse() as wh:
         letters = wh.read_sql("SELECT source, reason, payload, record_key, raw_payload_uri FROM dead_letters")
-        in_broken = wh.read_sql(
-            "SELECT COUNT(*) AS n FROM hashed_posts WHERE partition_date = ?", [BROKEN_PARTITION]
-        )
-    assert int(in_broken["n"].iloc[0]) == 0
     page_letters = letters[letters["source"] == "raw_tiktok_posts"]
     assert len(page_letters) == 1
     assert page_letters["reason"].iloc[0].startswith("page state unreadable")
@@ -243,8 +248,8 @@ def test_bad_proxy_list_fails_with_one_clear_message_naming_the_setting(
     ):
         defs = make_definitions("local")
         instance = DagsterInstance.get()
-        result = defs.resolve_job_def("tiktok_posts_job").execute_in_process(
-            instance=instance, partition_key=CLEAN_PARTITION, raise_on_error=False
+        result = defs.resolve_job_def("tiktok_scrape_job").execute_in_process(
+            instance=instance, partition_key=_scrape_key(CLEAN_PARTITION), raise_on_error=False
         )
         assert not result.success
         failures = [event for event in result.all_events if event.is_step_failure]

@@ -1,12 +1,12 @@
 """Monitoring as a person sees it: a failing scrape, its check and its alert, then the recovery.
 
 `dagster dev` runs on loopback against the hostile sandbox (``heavy_blocking``: bans, captchas,
-429s, dead proxies). Headless Chromium materializes ``tiktok_posts_job`` from the UI for today's
-partition; the blocking ``scraper_success_rate`` check fails (and so do the instance's automatic
-retries of the run), the asset's Checks tab shows it, and the alert webhook receives exactly one
-``check_failed`` alert from the daemon's sensors. The running sandbox is then switched to a calm
-site, the job is materialized again from the UI, the check passes and exactly one
-``check_recovered`` message follows.
+429s, dead proxies). Headless Chromium materializes ``tiktok_scrape_job`` from the UI for
+today's partition of the ``default`` target list; the blocking ``scraper_success_rate`` check
+fails (and so do the instance's automatic retries of the run), the asset's Checks tab shows
+it, and the alert webhook receives exactly one ``check_failed`` alert from the daemon's sensors.
+The running sandbox is then switched to a calm site, the job is materialized again from the UI,
+the check passes and exactly one ``check_recovered`` message follows.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from ingest_platform.sandbox.stack import SandboxStack
 
-JOB_PATH = "/locations/ingest_platform/jobs/tiktok_posts_job"
+JOB_PATH = "/locations/ingest_platform/jobs/tiktok_scrape_job"
 ASSET = "raw_tiktok_posts"
 CHECK = "scraper_success_rate"
 POSTS_PER_TARGET = 30  # two capped profiles keep each scrape well under a minute
@@ -102,13 +102,17 @@ def _dismiss_community_dialog(page: Page, ui_url: str) -> None:
 
 
 def _materialize_from_ui(page: Page, ui_url: str, partition: str) -> str:
-    """Materialize tiktok_posts_job for one partition as a person would; returns the run id."""
+    """Materialize tiktok_scrape_job for one day as a person would; returns the run id.
+
+    The job is partitioned by (date x target list); with one list configured, the dialog's list
+    dimension holds only ``default`` and the day is the one thing to type.
+    """
     from playwright.sync_api import expect
 
     page.goto(f"{ui_url}{JOB_PATH}", wait_until="domcontentloaded")
-    page.get_by_role("button", name=re.compile(r"Materialize all")).click(timeout=60_000)
-    # raw_facebook_posts (upstream of hashed_posts, outside this job) was never materialized, so
-    # the UI first asks whether to go ahead; it may stop asking once it has been materialized.
+    # One asset in the job: the button reads "Materialize…" (it opens the partition dialog).
+    page.get_by_role("button", name=re.compile(r"Materialize")).first.click(timeout=60_000)
+    # The UI may first ask whether to go ahead when an upstream was never materialized.
     launch = page.get_by_role("dialog").filter(has_text="Launch runs to materialize")
     confirm = (
         page.get_by_role("dialog").filter(has_text="Are you sure?").get_by_role("button", name="Confirm")
@@ -117,10 +121,12 @@ def _materialize_from_ui(page: Page, ui_url: str, partition: str) -> str:
     if confirm.is_visible():
         confirm.click()
     expect(launch).to_be_visible(timeout=30_000)
-    # The partition field takes the same text a person types: the date, then Enter.
-    partitions = launch.get_by_role("textbox")
+    # One field per dimension. The date field takes the same text a person types: the date,
+    # then Enter; the target list's "All" picks the one list there is.
+    partitions = launch.get_by_role("textbox").first
     partitions.fill(partition)
     partitions.press("Enter")
+    launch.get_by_role("button", name="All", exact=True).nth(1).click()
     launch_button = launch.get_by_role("button", name="Launch 1 run")
     expect(launch_button).to_be_enabled(timeout=15_000)
     launch_button.click()
@@ -168,7 +174,7 @@ def _check_detail(page: Page, ui_url: str, run_id: str, expected: str) -> None:
 # ------------------------------------------------------------------------- run retries ---
 RUNS_QUERY = """
 query TikTokRuns {
-  runsOrError(filter: {pipelineName: "tiktok_posts_job"}) {
+  runsOrError(filter: {pipelineName: "tiktok_scrape_job"}) {
     __typename
     ... on Runs { results { runId status tags { key value } } }
   }
@@ -178,7 +184,7 @@ FINAL_STATUSES = {"SUCCESS", "FAILURE", "CANCELED"}
 
 
 def _job_runs(ui_url: str) -> list[dict[str, Any]]:
-    """Every tiktok_posts_job run, from the webserver's GraphQL API (what the Runs page reads)."""
+    """Every tiktok_scrape_job run, from the webserver's GraphQL API (what the Runs page reads)."""
     request = urllib.request.Request(
         f"{ui_url}/graphql",
         data=json.dumps({"query": RUNS_QUERY}).encode(),

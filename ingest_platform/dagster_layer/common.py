@@ -2,18 +2,45 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from dagster import AssetExecutionContext, DailyPartitionsDefinition, MetadataValue
+from dagster import (
+    AssetExecutionContext,
+    DailyPartitionsDefinition,
+    MetadataValue,
+    MultiPartitionKey,
+    MultiPartitionsDefinition,
+    StaticPartitionsDefinition,
+)
 
 from ingest_platform.models import DeadLetter
+from ingest_platform.scraping.target_lists import target_list_names
 
 if TYPE_CHECKING:  # raw_store imports pandas/pyarrow: keep them out of code-location load
     from ingest_platform.raw_store import RawStore
 
 # A partition is the day the scrape ran; end_offset=1 makes today materializable.
 daily_partitions = DailyPartitionsDefinition(start_date="2026-01-01", end_offset=1)
+
+# The TikTok scrape fans out over (date x target list): one run per list and day, each its own
+# pod under the K8s run launcher. The names are read when the definitions load
+# (TIKTOK_TARGET_LISTS, else one list "default"); a bad value stops the load with one message.
+DATE_DIMENSION, LIST_DIMENSION = "date", "target_list"
+tiktok_target_lists = target_list_names(os.environ)
+tiktok_partitions = MultiPartitionsDefinition(
+    {DATE_DIMENSION: daily_partitions, LIST_DIMENSION: StaticPartitionsDefinition(tiktok_target_lists)}
+)
+
+
+def scrape_partition(context: AssetExecutionContext) -> tuple[str, str]:
+    """``(date, target list)`` of a run of the (date x target list) partitioned scrape."""
+    key = context.partition_key
+    if not isinstance(key, MultiPartitionKey):  # a plain "date|list" string from older callers
+        key = tiktok_partitions.get_partition_key_from_str(key)
+    dimensions = key.keys_by_dimension
+    return dimensions[DATE_DIMENSION], dimensions[LIST_DIMENSION]
 
 
 def query_tag(context: AssetExecutionContext) -> str:

@@ -51,6 +51,7 @@ def local_resources() -> dict[str, Any]:
         "tiktok_scraper": TikTokScraperResource(
             base_url=_env("TIKTOK_BASE_URL", SANDBOX_DEFAULT_URL),
             targets=_env("TIKTOK_TARGETS", ""),
+            target_lists=_env("TIKTOK_TARGET_LISTS", ""),
             browser_executable=os.environ.get("INGEST_BROWSER_PATH"),
             min_delay_s=float(_env("SCRAPER_MIN_DELAY_S", "0.2")),
             max_delay_s=float(_env("SCRAPER_MAX_DELAY_S", "0.6")),
@@ -134,7 +135,9 @@ def prod_resources() -> dict[str, Any]:
         "proxy_pool": ProxyPoolResource(proxy_list=EnvVar("PROXY_LIST")),
         "tiktok_scraper": TikTokScraperResource(
             base_url=_env("TIKTOK_BASE_URL", "https://www.tiktok.com"),
-            targets=EnvVar("TIKTOK_TARGETS"),
+            # Either setting may be absent; the scrape of a list with no targets fails clearly.
+            targets=EnvVar("TIKTOK_TARGETS") if os.environ.get("TIKTOK_TARGETS") else "",
+            target_lists=EnvVar("TIKTOK_TARGET_LISTS") if os.environ.get("TIKTOK_TARGET_LISTS") else "",
             browser_executable=os.environ.get("INGEST_BROWSER_PATH"),
             min_delay_s=float(_env("SCRAPER_MIN_DELAY_S", "3")),
             max_delay_s=float(_env("SCRAPER_MAX_DELAY_S", "8")),

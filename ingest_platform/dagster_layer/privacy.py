@@ -6,19 +6,37 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
+    AssetDep,
     AssetExecutionContext,
     AutomationCondition,
     MaterializeResult,
     MetadataValue,
+    MultiToSingleDimensionPartitionMapping,
     asset,
 )
 
-from ingest_platform.dagster_layer.common import daily_partitions, numeric_metadata, query_tag
+from ingest_platform.dagster_layer.common import DATE_DIMENSION, daily_partitions, numeric_metadata, query_tag
 from ingest_platform.dagster_layer.resources import PrivacyResource, RawStoreResource, WarehouseResource
 from ingest_platform.dagster_layer.sources import raw_facebook_posts, raw_tiktok_posts
 
 if TYPE_CHECKING:
     import pandas as pd
+
+# Eager, except that one missing dependency does not hold the day back (a target list that has
+# not run yet, or no Facebook pages at all: eager would wait for them forever), and nothing loads
+# while a dependency's blocking check (scraper success rate) has failed on its latest
+# materialization: across runs this does what the blocking check does inside one run. The checks
+# are per asset, not per partition, so "latest" is the latest scrape of any list. Loading the day
+# again for each list that lands is safe: it is a partition replace.
+LOAD_WHEN_A_SCRAPE_LANDS = (
+    AutomationCondition.in_latest_time_window()
+    & AutomationCondition.any_deps_updated().since_last_handled()
+    & ~AutomationCondition.any_deps_in_progress()
+    & ~AutomationCondition.in_progress()
+    & ~AutomationCondition.any_deps_match(
+        AutomationCondition.any_checks_match(AutomationCondition.check_failed(), blocking_only=True)
+    ).with_label("any_deps_blocking_check_failed")
+).with_label("eager on any scrape, unless a blocking check failed")
 
 # Raw columns whose values must never appear anywhere in the pseudonymised output.
 _IDENTIFYING_COLUMNS = ("author_handle", "author_nickname", "author_sec_uid", "author_id")
@@ -42,10 +60,17 @@ def find_raw_values(raw: "pd.DataFrame", output: "pd.DataFrame") -> list[str]:
 @asset(
     group_name="privacy",
     partitions_def=daily_partitions,
-    deps=[raw_tiktok_posts, raw_facebook_posts],
+    # A day depends on every target list's scrape of that day.
+    deps=[
+        AssetDep(
+            raw_tiktok_posts,
+            partition_mapping=MultiToSingleDimensionPartitionMapping(partition_dimension_name=DATE_DIMENSION),
+        ),
+        raw_facebook_posts,
+    ],
     pool="warehouse",
     kinds={"python", "duckdb", "snowflake"},
-    automation_condition=AutomationCondition.eager(),
+    automation_condition=LOAD_WHEN_A_SCRAPE_LANDS,
     check_specs=[
         AssetCheckSpec(
             "no_raw_identifiers",
@@ -68,7 +93,8 @@ def hashed_posts(
     import pandas as pd
 
     store = raw_store.open()
-    # Both platforms, every time: the partition replace below rewrites the day's whole slice.
+    # Both platforms and every target list, every time: the partition replace below rewrites the
+    # day's whole slice.
     frames = [store.read_posts(platform, partition) for platform in ("tiktok", "facebook")]
     raw = pd.concat([frame for frame in frames if len(frame)] or frames[:1], ignore_index=True)
     shielded, stats = privacy.apply(POSTS_POLICY, raw)

@@ -120,7 +120,13 @@ class TikTokScraperResource(ConfigurableResource):
     """Browser scraping settings for TikTok."""
 
     base_url: str = "https://www.tiktok.com"
-    targets: str = Field(default="", description="TIKTOK_TARGETS: @profiles, #hashtags and video URLs.")
+    targets: str = Field(
+        default="", description="TIKTOK_TARGETS: @profiles, #hashtags and video URLs (the 'default' list)."
+    )
+    target_lists: str = Field(
+        default="",
+        description="TIKTOK_TARGET_LISTS: named lists, 'name=targets; name2=targets' (partition keys).",
+    )
     default_max_posts: int = Field(default=100, ge=1)
     browser_executable: str | None = Field(default=None, description="INGEST_BROWSER_PATH: Chromium binary.")
     headless: bool = True
@@ -140,6 +146,21 @@ class TikTokScraperResource(ConfigurableResource):
     backend: Literal["browser", "apify", "auto"] = Field(
         default="browser", description="TIKTOK_BACKEND: browser, apify, or auto (browser, then Apify)."
     )
+
+    def targets_of(self, target_list: str) -> str:
+        """The entries of one named list (``TIKTOK_TARGETS`` is the list ``default``)."""
+        from ingest_platform.scraping.target_lists import TargetListError, parse_target_lists
+
+        try:
+            lists = parse_target_lists(self.target_lists, fallback_targets=self.targets)
+        except TargetListError as error:
+            raise Failure(description=str(error)) from None
+        if target_list not in lists:
+            raise Failure(
+                description=f"target list {target_list!r} is not configured; TIKTOK_TARGET_LISTS names "
+                f"{', '.join(sorted(lists))}. Reload the code location after changing the lists."
+            )
+        return lists[target_list]
 
     def settings(self) -> BrowserSettings:
         from ingest_platform.scraping.browser import BrowserSettings

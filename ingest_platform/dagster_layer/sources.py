@@ -18,7 +18,14 @@ from dagster import (
 )
 from pydantic import Field, field_validator
 
-from ingest_platform.dagster_layer.common import daily_partitions, numeric_metadata, rate, spool_dead_letters
+from ingest_platform.dagster_layer.common import (
+    daily_partitions,
+    numeric_metadata,
+    rate,
+    scrape_partition,
+    spool_dead_letters,
+    tiktok_partitions,
+)
 from ingest_platform.dagster_layer.resources import (
     ApifyResource,
     CaptchaResource,
@@ -161,7 +168,8 @@ def _checks(asset_key: str, *, blocking_success: bool, scraping: bool) -> list[A
 
 class ScrapeConfig(Config):
     targets: list[str] | None = Field(
-        default=None, description="Overrides TIKTOK_TARGETS for this run: @profiles, #hashtags, video URLs."
+        default=None,
+        description="Overrides the partition's target list for this run: @profiles, #hashtags, video URLs.",
     )
     max_posts_per_target: int | None = Field(default=None, ge=1)
     backend: str | None = Field(default=None, description="Overrides TIKTOK_BACKEND: browser, apify or auto.")
@@ -176,7 +184,7 @@ class ScrapeConfig(Config):
 
 @asset(
     group_name="sources",
-    partitions_def=daily_partitions,
+    partitions_def=tiktok_partitions,
     pool="scraper_tiktok",
     kinds={"python", "playwright", "parquet"},
     tags={"ingest_platform/platform": "tiktok"},
@@ -193,8 +201,9 @@ def raw_tiktok_posts(
     raw_store: RawStoreResource,
     thresholds: ThresholdsResource,
 ) -> MaterializeResult:
-    """Public TikTok posts for the day's targets: Playwright and Chromium, Apify as the fallback.
+    """Public TikTok posts of one target list for one day: Playwright and Chromium, Apify as the fallback.
 
+    Partitioned by (date x target list), so a day's scrape fans out into one run per list.
     In ``auto`` the browser runs first; when its success falls below the threshold or the proxy pool
     is exhausted, the remaining targets go through Apify in the same run (the metadata says why).
     Raw posts carry personal data, so they go to the raw store (parquet), never to a warehouse table.
@@ -203,15 +212,19 @@ def raw_tiktok_posts(
     from ingest_platform.scraping.backend_cost import BackendCostReport
     from ingest_platform.scraping.browser import BrowserNotFoundError, scrape_sync
 
-    target_text = ",".join(config.targets) if config.targets else tiktok_scraper.targets
+    day, target_list = scrape_partition(context)
+    target_text = ",".join(config.targets) if config.targets else tiktok_scraper.targets_of(target_list)
     try:
         targets = parse_targets(target_text, default_max_posts=tiktok_scraper.default_max_posts)
     except ValueError as error:
-        raise Failure(description=f"TIKTOK_TARGETS: {error}") from None
+        raise Failure(description=f"target list {target_list!r}: {error}") from None
     if config.max_posts_per_target:
         targets = [target.model_copy(update={"max_posts": config.max_posts_per_target}) for target in targets]
     if not targets:
-        raise Failure(description="No TikTok targets: set TIKTOK_TARGETS or the run config's `targets`.")
+        raise Failure(
+            description=f"No TikTok targets in list {target_list!r}: set TIKTOK_TARGETS "
+            "(or TIKTOK_TARGET_LISTS) or the run config's `targets`."
+        )
     mode = config.backend or tiktok_scraper.backend
     if mode in ("apify", "auto") and not apify.configured:
         raise Failure(description=f"TIKTOK_BACKEND={mode} needs Apify: set APIFY_TOKEN (and APIFY_API_URL).")
@@ -219,8 +232,8 @@ def raw_tiktok_posts(
     proxies = proxy_pool.endpoints() if mode != "apify" else []
     settings = tiktok_scraper.settings()
     context.log.info(
-        f"Scraping {len(targets)} target(s), backend {mode}: {settings.base_url} "
-        f"with {len(proxies)} proxies, {settings.concurrent_sessions} session(s)"
+        f"Scraping list {target_list!r} for {day}: {len(targets)} target(s), backend {mode}: "
+        f"{settings.base_url} with {len(proxies)} proxies, {settings.concurrent_sessions} session(s)"
     )
 
     solver = captcha.solver(notify=context.log.warning) if mode != "apify" else None
@@ -246,7 +259,7 @@ def raw_tiktok_posts(
         context.log.warning(f"Switched remaining targets to Apify: {combined.switch_reason}")
 
     store = raw_store.open()
-    path = store.write_posts("tiktok", context.partition_key, combined.posts)
+    path = store.write_posts("tiktok", day, combined.posts, shard=target_list)
     rejected = _spool_rejects(context, store, "raw_tiktok_posts", combined.rejects)
 
     browser = combined.browser_result
@@ -276,6 +289,7 @@ def raw_tiktok_posts(
             **numeric_metadata(combined.as_metadata()),
             **numeric_metadata(costs),
             "dagster/row_count": MetadataValue.int(len(combined.posts)),
+            "target_list": target_list,
             "dead_letters": MetadataValue.int(rejected),
             "dead_letter_rate": MetadataValue.float(round(rate(rejected, rejected + len(combined.posts)), 4)),
             "raw_path": MetadataValue.path(path),
