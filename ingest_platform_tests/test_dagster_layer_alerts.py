@@ -114,3 +114,33 @@ def test_a_blocked_run_leaves_planned_checks_and_the_sensor_still_alerts(webhook
     )
     check_alert_sensor(context)
     assert [m["alert"]["checks"] for m in webhook.received] == [["gate"]]
+
+
+def test_a_tick_during_a_run_waits_for_the_run_so_its_failures_are_one_message(webhook) -> None:
+    """A sensor tick between two check evaluations of one run must not split them."""
+    instance = DagsterInstance.ephemeral()
+    alerts = AlertsResource(webhook_url=webhook.url)
+    cursors: list[str | None] = [None]
+
+    @asset(check_specs=[AssetCheckSpec("first", asset="slow"), AssetCheckSpec("second", asset="slow")])
+    def slow():
+        yield MaterializeResult()
+        yield AssetCheckResult(check_name="first", passed=False, metadata={"value": 0.1, "threshold": 0.9})
+        tick()  # the daemon's sensor runs while this run is still going
+        yield AssetCheckResult(check_name="second", passed=False, metadata={"value": 0.2, "threshold": 0.1})
+
+    defs = Definitions(assets=[slow], sensors=[check_alert_sensor])
+
+    def tick() -> None:
+        context = build_sensor_context(
+            instance=instance, definitions=defs, cursor=cursors[-1], resources={"alerts": alerts}
+        )
+        check_alert_sensor(context)
+        cursors.append(context.cursor)
+
+    assert materialize([slow], instance=instance).success  # non-blocking checks: the run succeeds
+    assert webhook.received == []  # the tick inside the run held both back
+    tick()
+    assert len(webhook.received) == 1
+    alert = webhook.received[0]["alert"]
+    assert alert["kind"] == "check_failed" and alert["checks"] == ["first", "second"]

@@ -81,12 +81,27 @@ def latest_check_evaluations(instance, check_keys: list[AssetCheckKey]) -> list[
     return evaluations
 
 
+def from_finished_runs(instance, evaluations: list[CheckEvaluation]) -> list[CheckEvaluation]:
+    """Only evaluations whose run is over: a run's checks are decided together, so a sensor tick
+    that falls between two evaluations of one run does not split one problem into two messages.
+    The held-back evaluations stay unseen in the cursor and are picked up on a later tick."""
+    finished: dict[str | None, bool] = {}
+    kept = []
+    for evaluation in evaluations:
+        if evaluation.run_id not in finished:
+            run = instance.get_run_by_id(evaluation.run_id) if evaluation.run_id else None
+            finished[evaluation.run_id] = run is None or run.is_finished
+        if finished[evaluation.run_id]:
+            kept.append(evaluation)
+    return kept
+
+
 @sensor(minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING)
 def check_alert_sensor(context: SensorEvaluationContext, alerts: AlertsResource):
     """One alert when a check starts failing, one recovery message when it passes again."""
     state = json.loads(context.cursor) if context.cursor else {}
     check_keys = sorted(context.repository_def.asset_graph.asset_check_keys, key=str)
-    evaluations = latest_check_evaluations(context.instance, check_keys)
+    evaluations = from_finished_runs(context.instance, latest_check_evaluations(context.instance, check_keys))
     to_send, new_state = decide_check_alerts(evaluations, state, alerts.ui_base_url)
     problems = deliver(to_send, alerts.senders())
     for alert in to_send:
