@@ -152,22 +152,28 @@ def run_demo(args: argparse.Namespace) -> int:
             result = job.execute_in_process(
                 instance=instance, partition_key=partition_key, raise_on_error=False
             )
-            outcomes.append((job_name, result.run_id, result.success))
+            outcomes.append((job_name, result.run_id, result.success, partition_key))
 
         warehouse = defs.resources["warehouse"]
         with warehouse.open() as wh:
             counts = wh.table_row_counts()
         print("\n=== ingest_platform demo summary ===")
-        for job_name, run_id, success in outcomes:
-            print(f"run {job_name}: {'SUCCESS' if success else 'FAILURE'} ({run_id})")
+        for job_name, run_id, success, partition_key in outcomes:
+            where = f" [{partition_key}]" if partition_key else ""
+            print(f"run {job_name}{where}: {'SUCCESS' if success else 'FAILURE'} ({run_id})")
         print("rows per table:")
         for table, rows in sorted(counts.items()):
             print(f"  {table:<16} {rows:>8}")
-        checks = [check for _, run_id, _ in outcomes for check in _check_results(instance, run_id)]
+        checks = [
+            (*check, partition_key)
+            for _, run_id, _, partition_key in outcomes
+            for check in _check_results(instance, run_id)
+        ]
         passed = sum(1 for check in checks if check[2])
         print(f"checks: {passed} passed, {len(checks) - passed} failed")
-        for asset_key, check_name, ok in checks:
-            print(f"  [{'PASS' if ok else 'FAIL'}] {asset_key}.{check_name}")
+        for asset_key, check_name, ok, partition in checks:
+            where = f"  ({partition})" if partition else ""
+            print(f"  [{'PASS' if ok else 'FAIL'}] {asset_key}.{check_name}{where}")
         from dagster import AssetKey
 
         report = instance.get_latest_materialization_event(AssetKey("cost_report"))
@@ -178,7 +184,7 @@ def run_demo(args: argparse.Namespace) -> int:
                   f"({getattr(reason, 'value', reason)})")  # fmt: skip
         print(f"warehouse file: {warehouse.duckdb_path}")
         print("open the UI: make dev  →  http://127.0.0.1:3000 (runs above are in its run history)")
-        return 0 if all(success for _, _, success in outcomes) else 1
+        return 0 if all(success for _, _, success, _ in outcomes) else 1
     finally:
         server.stop()
 
