@@ -97,7 +97,8 @@ def test_importing_definitions_loads_no_heavy_library(dagster_home) -> None:
     # so the connector, snowpark and core are what must stay out, not the bare namespace.
     code = (
         "import sys, json; import ingest_platform.definitions as d; "
-        "heavy = ['snowflake.', 'playwright', 'torch', 'sentence_transformers', 'transformers', 'duckdb']; "
+        "heavy = ['snowflake.', 'playwright', 'torch', 'sentence_transformers', 'transformers', 'duckdb', "
+        "'numba']; "
         "found = lambda h: sorted(m for m in sys.modules if m == h or m.startswith(h.rstrip('.') + '.')); "
         "print(json.dumps({h: found(h) for h in heavy}))"
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import random
 import re
-import time
 
 import numpy as np
 import pandas as pd
@@ -169,8 +168,8 @@ def test_scrub_lines_emits_one_json_object_per_line(scrubber: TextScrubber) -> N
     assert out[1]["text"] == "nothing" and out[2]["text"].startswith("ünïcödé [MENTION:")
 
 
-def test_scrubbing_throughput_floor(pseudo: Pseudonymizer) -> None:
-    # The Presidio comparison lives in benchmarks/privacy_throughput.py; a loose floor here.
+def test_scrub_series_counts_every_type_over_a_large_column(pseudo: Pseudonymizer) -> None:
+    # Speed (and the Presidio comparison) is measured by benchmarks/privacy_throughput.py.
     rng = random.Random(3)
     words = [
         "love",
@@ -197,11 +196,8 @@ def test_scrubbing_throughput_floor(pseudo: Pseudonymizer) -> None:
             text += f" @user{i} mail user{i}@example.com"
         texts.append(text)
     fresh = TextScrubber(pseudo)
-    start = time.perf_counter()
     _, totals = fresh.scrub_series(pd.Series(texts))
-    rate = len(texts) / (time.perf_counter() - start)
     assert totals["PHONE"] >= 1_900 and totals["EMAIL"] == 2_000 and totals["MENTION"] == 2_000
-    assert rate > 20_000, rate
 
 
 def test_scrub_series_output_is_always_object_dtype(scrubber: TextScrubber) -> None:

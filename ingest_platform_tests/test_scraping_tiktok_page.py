@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -115,17 +114,14 @@ def test_real_video_page_parses_to_one_exact_post() -> None:
     assert post.backend == "browser"
 
 
-def test_extract_state_on_the_real_page_is_fast_and_decodes_escapes() -> None:
+def test_extract_state_on_the_real_page_decodes_escapes() -> None:
     html = _read(AHORMOZI_HTML)
     assert "\\u002F" in html  # the page really escapes '/' inside the JSON
-    start = time.perf_counter()
     state = extract_state(html)
-    elapsed = time.perf_counter() - start
     assert state.form == "universal"
     assert "webapp.video-detail" in state.scopes
     canonical = state.scopes["seo.abtest"]["canonical"]
     assert canonical == "https://www.tiktok.com/@ahormozi/video/7336007528070958382"
-    assert elapsed < 0.5, f"extract_state took {elapsed:.3f}s on a 396 KB page"
 
 
 def test_attribute_order_and_quotes_do_not_matter() -> None:
