@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import copy
 import hashlib
 import json
@@ -55,7 +54,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
-from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -63,6 +61,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from ingest_platform.sandbox.content import REFERENCE_TIME, SandboxContent
+from ingest_platform.sandbox.server import LoopbackAppServer
 
 __all__ = [
     "DEFAULT_TOKEN",
@@ -83,7 +82,6 @@ DEFAULT_TOKEN = "apify_test_token"
 RunStatus = Literal["SUCCEEDED", "FAILED", "TIMED-OUT", "ABORTED"]
 _TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED-OUT", "ABORTED"})
 _NO_LIMIT = 999_999_999_999  # what the real API reports as the limit when none was asked for
-_STARTUP_TIMEOUT_S = 15.0
 
 _TIKTOK_WEB = "https://www.tiktok.com"
 _FACEBOOK_WEB = "https://www.facebook.com"
@@ -1007,11 +1005,14 @@ def build_app(
     return app
 
 
-class ApifyStandIn:
-    """The stand-in on ``127.0.0.1:<port>`` in a daemon thread with its own event loop.
+class ApifyStandIn(LoopbackAppServer):
+    """The stand-in on ``127.0.0.1:<port>``, served like every sandbox service (``LoopbackAppServer``:
+    a daemon thread with its own event loop).
 
     ``api_url`` is what ``ApifyClient(api_url=…)`` takes. ``config`` may be changed while running.
     """
+
+    thread_name = "sandbox-apify-api"
 
     def __init__(
         self,
@@ -1022,24 +1023,17 @@ class ApifyStandIn:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
-        if host not in ("127.0.0.1", "localhost", "::1"):
-            raise ValueError(f"host {host!r} is not loopback: the stand-in serves only on this machine")
-        self.host = "127.0.0.1" if host == "localhost" else host
-        self.port = port
         self.content = content if content is not None else SandboxContent.generate()
         self.config = config if config is not None else ApifyStandInConfig()
-        self.app = build_app(self.content, token=token, config=self.config)
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._started = threading.Event()
-        self._error: BaseException | None = None
+        self.token = token
+        super().__init__(host, port)
+
+    def _build_app(self) -> web.Application:
+        return build_app(self.content, token=self.token, config=self.config)
 
     @property
     def api_url(self) -> str:
-        if self._thread is None:
-            raise RuntimeError("ApifyStandIn is not running; call start() first")
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return self.base_url
 
     @property
     def requests(self) -> list[RequestRecord]:
@@ -1050,54 +1044,3 @@ class ApifyStandIn:
         """The JSON of every run started so far (what ``GET actor-runs/{id}`` would return)."""
         state = self.app[STATE_KEY]
         return [_run_json(run, state) for run in state.runs.values()]
-
-    def start(self) -> ApifyStandIn:
-        if self._thread is not None:
-            return self
-        self._thread = threading.Thread(target=self._run, name="sandbox-apify-api", daemon=True)
-        self._thread.start()
-        if not self._started.wait(_STARTUP_TIMEOUT_S) or self._error is not None:
-            self._thread = None
-            raise RuntimeError("Apify stand-in failed to start") from self._error
-        return self
-
-    def stop(self) -> None:
-        thread, loop = self._thread, self._loop
-        if thread is None or loop is None:
-            return
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        self._thread = None
-        self._loop = None
-
-    def __enter__(self) -> ApifyStandIn:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        self._loop = loop
-        runner = web.AppRunner(self.app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
-        try:
-            loop.run_until_complete(runner.setup())
-            site = web.TCPSite(runner, self.host, self.port)
-            loop.run_until_complete(site.start())
-            self.port = int(runner.addresses[0][1])
-        except BaseException as exc:  # reported to start() in the caller's thread
-            self._error = exc
-            with contextlib.suppress(Exception):
-                loop.run_until_complete(runner.cleanup())
-            loop.close()
-            self._started.set()
-            return
-        self._started.set()
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(runner.cleanup())
-            loop.close()
