@@ -10,7 +10,14 @@ Importing this module must not import snowflake, playwright or torch (they load 
 
 import os
 
-from dagster import AssetSelection, Definitions, build_schedule_from_partitioned_job, define_asset_job
+from dagster import (
+    AssetSelection,
+    AutomationConditionSensorDefinition,
+    DefaultSensorStatus,
+    Definitions,
+    build_schedule_from_partitioned_job,
+    define_asset_job,
+)
 
 from ingest_platform.dagster_layer.alerts import check_alert_sensor, run_failure_alert_sensor
 from ingest_platform.dagster_layer.cost import warehouse_cost, warehouse_cost_job, warehouse_cost_schedule
@@ -45,6 +52,14 @@ posts_load_job = define_asset_job(
     selection=AssetSelection.assets(hashed_posts, enriched_posts),
     description="Pseudonymise and enrich one day of posts, every platform and target list "
     "(declarative automation runs it when a day's scrapes are in).",
+)
+# Runs the assets' automation conditions (hashed_posts, enriched_posts, dead_letters). On by
+# default: a scrape that lands is loaded without anyone switching automation on first.
+automation_sensor = AutomationConditionSensorDefinition(
+    "posts_automation_sensor",
+    target=AssetSelection.all(),
+    default_status=DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=60,
 )
 facebook_posts_job = define_asset_job(
     "facebook_posts_job",
@@ -83,7 +98,13 @@ def make_definitions(environment: str = INGEST_ENV) -> Definitions:
             warehouse_cost_schedule,
             cost_report_schedule,
         ],
-        sensors=[orders_landing_sensor, check_alert_sensor, run_failure_alert_sensor, freshness_sensor],
+        sensors=[
+            orders_landing_sensor,
+            check_alert_sensor,
+            run_failure_alert_sensor,
+            freshness_sensor,
+            automation_sensor,
+        ],
         resources=resources_for(environment),
     )
 

@@ -6,7 +6,9 @@ today's partition of the ``default`` target list; the blocking ``scraper_success
 fails (and so do the instance's automatic retries of the run), the asset's Checks tab shows
 it, and the alert webhook receives exactly one ``check_failed`` alert from the daemon's sensors.
 The running sandbox is then switched to a calm site, the job is materialized again from the UI,
-the check passes and exactly one ``check_recovered`` message follows.
+the check passes and exactly one ``check_recovered`` message follows. Declarative automation
+(``posts_automation_sensor``) never loads the failed scrape into ``hashed_posts``, and loads the
+passing one in a run of its own.
 """
 
 from __future__ import annotations
@@ -238,6 +240,51 @@ def _wait_for_retries(ui_url: str, root_run_id: str, timeout_s: float) -> list[d
     raise TimeoutError(f"run {root_run_id} and its retries did not finish in {timeout_s}s: {chain}")
 
 
+def _graphql(ui_url: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+    request = urllib.request.Request(
+        f"{ui_url}/graphql",
+        data=json.dumps({"query": query, "variables": variables}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        answer = json.load(response)
+    assert "errors" not in answer, answer
+    return answer["data"]
+
+
+LOADS_QUERY = """
+query Loads($partition: String!) {
+  assetOrError(assetKey: {path: ["hashed_posts"]}) {
+    ... on Asset { assetMaterializations(partitions: [$partition]) { runId } }
+  }
+}
+"""
+RUN_TAGS_QUERY = """
+query RunTags($runId: ID!) { runOrError(runId: $runId) { ... on Run { tags { key value } } } }
+"""
+
+
+def _automated_loads(ui_url: str, partition: str) -> list[dict[str, str]]:
+    """Runs that materialized hashed_posts for ``partition``, with their tags."""
+    asset = _graphql(ui_url, LOADS_QUERY, {"partition": partition})["assetOrError"]
+    run_ids = dict.fromkeys(m["runId"] for m in asset.get("assetMaterializations") or [])
+    runs = []
+    for run_id in run_ids:
+        tags = _graphql(ui_url, RUN_TAGS_QUERY, {"runId": run_id})["runOrError"]["tags"]
+        runs.append({"id": run_id, **{tag["key"]: tag["value"] for tag in tags}})
+    return runs
+
+
+def _wait_for_automated_load(ui_url: str, partition: str, timeout_s: float) -> list[dict[str, str]]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        loads = _automated_loads(ui_url, partition)
+        if loads:
+            return loads
+        time.sleep(5)
+    return []
+
+
 # ------------------------------------------------------------------------------ the alerts ---
 def _alerts(webhook: WebhookReceiver) -> list[dict[str, Any]]:
     return [message.get("alert", {}) for message in list(webhook.received)]
@@ -332,6 +379,8 @@ def test_failing_scrape_alerts_once_then_recovers(
             # nothing more for the retries that failed the same way.
             assert len(alerts) == 1, f"expected exactly one alert, got {alerts}"
             _assert_check_alert(alerts[0], "check_failed", dagster_dev, {run["id"] for run in chain})
+            # posts_automation_sensor (every 60 s) has ticked since: a failed scrape is not loaded.
+            assert _automated_loads(ui, today) == []
 
             # Healthy: the same running sandbox, now calm.
             _calm_down(hostile_stack)
@@ -345,5 +394,10 @@ def test_failing_scrape_alerts_once_then_recovers(
             alerts = _wait_for_alerts(webhook, dagster_dev, 2)
             assert len(alerts) == 2, f"expected exactly one more alert (the recovery), got {alerts[1:]}"
             _assert_check_alert(alerts[1], "check_recovered", dagster_dev, {passing_run})
+            # The passing scrape is loaded by declarative automation, in a run nobody launched.
+            loads = _wait_for_automated_load(ui, today, timeout_s=RUN_TIMEOUT_S)
+            assert loads, "posts_automation_sensor did not load the passing scrape"
+            assert all(load["id"] != passing_run for load in loads)
+            assert any("automation" in key or "sensor" in key for load in loads for key in load), loads
         finally:
             browser.close()
