@@ -55,6 +55,32 @@ def make_dagster_home(path: Path) -> Path:
     return path
 
 
+@contextmanager
+def fakesnow_warehouse_resource(**overrides: object) -> Iterator[object]:
+    """A Snowflake ``WarehouseResource`` whose connector fakesnow patches for the block.
+
+    ``WarehouseResource.open()`` calls ``snowflake.connector.connect`` at run time, which
+    fakesnow has replaced; fakesnow creates TEST_DB/PUBLIC on connect. fakesnow is in the test
+    extra: without it this fails rather than skips.
+    """
+    import fakesnow
+
+    from ingest_platform.dagster_layer.resources import WarehouseResource
+    from ingest_platform.warehouse.snowflake_warehouse import FAKESNOW_NOP_REGEXES
+
+    settings: dict[str, object] = {
+        "engine": "snowflake",
+        "snowflake_account": "test_account",
+        "snowflake_user": "loader",
+        "snowflake_password": "not-a-real-password",
+        "snowflake_database": "TEST_DB",
+        "snowflake_schema": "PUBLIC",
+        "snowflake_warehouse": "LOAD_WH",
+    }
+    with fakesnow.patch(nop_regexes=list(FAKESNOW_NOP_REGEXES)):
+        yield WarehouseResource(**{**settings, **overrides})
+
+
 @pytest.fixture
 def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = make_dagster_home(tmp_path / "dagster_home")

@@ -32,7 +32,7 @@ from dagster import (
 from ingest_platform.dagster_layer.cost import warehouse_cost, warehouse_cost_schedule
 from ingest_platform.dagster_layer.resources import ThresholdsResource, WarehouseResource
 from ingest_platform.warehouse.ledger import LEDGER_COLUMN_NAMES
-from ingest_platform.warehouse.snowflake_warehouse import FAKESNOW_NOP_REGEXES
+from ingest_platform_tests.conftest import fakesnow_warehouse_resource
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # fakesnow's arrow-copy notice
 
@@ -253,19 +253,8 @@ def test_schedule_prices_yesterday_after_metering_latency() -> None:
 
 @pytest.fixture
 def snowflake_warehouse() -> Iterator[WarehouseResource]:
-    fakesnow = pytest.importorskip("fakesnow")
-    with fakesnow.patch(nop_regexes=list(FAKESNOW_NOP_REGEXES)):
-        yield WarehouseResource(
-            engine="snowflake",
-            snowflake_account="test_account",
-            snowflake_user="loader",
-            snowflake_password="not-a-real-password",
-            snowflake_database="TEST_DB",
-            snowflake_schema="PUBLIC",
-            snowflake_warehouse="LOAD_WH",
-            warehouse_size="SMALL",
-            credit_price_usd=2.0,
-        )
+    with fakesnow_warehouse_resource(warehouse_size="SMALL", credit_price_usd=2.0) as warehouse:
+        yield warehouse
 
 
 def test_snowflake_without_metering_access_uses_the_ledger_estimate(

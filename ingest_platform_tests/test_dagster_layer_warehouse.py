@@ -51,7 +51,7 @@ from ingest_platform.sandbox.orders import (
     write_malformed_file,
     write_order_files,
 )
-from ingest_platform.warehouse.snowflake_warehouse import FAKESNOW_NOP_REGEXES
+from ingest_platform_tests.conftest import fakesnow_warehouse_resource
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::UserWarning"),  # fakesnow's arrow-copy notice, weak-key notice
@@ -516,20 +516,8 @@ def test_a_batch_of_only_bad_files_before_any_order_loaded(tmp: Path) -> None:
 
 @pytest.fixture
 def snowflake_warehouse() -> Iterator[WarehouseResource]:
-    fakesnow = pytest.importorskip("fakesnow")
-    # Patch mode: WarehouseResource.open() calls snowflake.connector.connect at run time, which
-    # fakesnow has replaced; fakesnow creates TEST_DB/PUBLIC on connect.
-    with fakesnow.patch(nop_regexes=list(FAKESNOW_NOP_REGEXES)):
-        yield WarehouseResource(
-            engine="snowflake",
-            snowflake_account="test_account",
-            snowflake_user="loader",
-            snowflake_password="not-a-real-password",
-            snowflake_role="INGEST_LOADER",
-            snowflake_database="TEST_DB",
-            snowflake_schema="PUBLIC",
-            snowflake_warehouse="LOAD_WH",
-        )
+    with fakesnow_warehouse_resource(snowflake_role="INGEST_LOADER") as warehouse:
+        yield warehouse
 
 
 def test_orders_on_snowflake_loads_reruns_and_survives_a_crashed_merge(

@@ -223,9 +223,10 @@ def test_sound_title() -> None:
 def test_no_sandbox_personal_value_survives_the_posts_policy(pseudo: Pseudonymizer) -> None:
     # End to end on the sandbox's generated posts, whose ground truth lists every e-mail,
     # phone, handle, nickname and secUid it served (captions, bios, mentions, music credits).
-    content_module = pytest.importorskip("ingest_platform.sandbox.content")
-    page_module = pytest.importorskip("ingest_platform.scraping.tiktok_page")
-    content = content_module.SandboxContent.generate(seed=11)
+    from ingest_platform.sandbox.content import SandboxContent
+    from ingest_platform.scraping import tiktok_page as page_module
+
+    content = SandboxContent.generate(seed=11)
     now = datetime(2026, 11, 1, tzinfo=UTC)
     posts = []
     for post_id, post in content.posts_by_id.items():

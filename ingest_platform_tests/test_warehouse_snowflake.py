@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import fakesnow  # the test extra: missing means failing, not skipping
 import pandas as pd
 import pytest
 
@@ -27,7 +28,6 @@ from ingest_platform.warehouse.snowflake_warehouse import (
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # fakesnow's arrow-copy notice
-fakesnow = pytest.importorskip("fakesnow")
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -37,8 +37,7 @@ tiktok_partitions = MultiPartitionsDefinition(
 def scrape_partition(context: AssetExecutionContext) -> tuple[str, str]:
     """``(date, target list)`` of a run of the (date x target list) partitioned scrape."""
     key = context.partition_key
-    if not isinstance(key, MultiPartitionKey):  # a plain "date|list" string from older callers
-        key = tiktok_partitions.get_partition_key_from_str(key)
+    assert isinstance(key, MultiPartitionKey)  # Dagster's key type for multi-partitioned assets
     dimensions = key.keys_by_dimension
     return dimensions[DATE_DIMENSION], dimensions[LIST_DIMENSION]
 
