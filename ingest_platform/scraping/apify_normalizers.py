@@ -40,7 +40,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from ingest_platform.models import Post
 from ingest_platform.scraping.targets import DEFAULT_BASE_URL, TargetError, parse_target
-from ingest_platform.scraping.tiktok_page import item_to_post, optional_list, optional_mapping
+from ingest_platform.scraping.tiktok_page import item_to_post, optional_list, optional_mapping, parse_count
 
 __all__ = [
     "facebook_item_to_post",
@@ -386,19 +386,13 @@ def _id_of(value: Any) -> str:
 
 
 def _apify_count(value: Any, field: str) -> int:
-    if isinstance(value, bool):
-        raise ValueError(f"{field} is a boolean, not a count")
-    if isinstance(value, int):
-        result = value
-    elif isinstance(value, float) and value.is_integer():
-        result = int(value)
-    elif isinstance(value, str) and _DIGITS_RE.fullmatch(value.strip()):
-        result = int(value.strip())
-    else:
-        raise ValueError(f"{field}={value!r} is not a count")
-    if result < 0:
-        raise ValueError(f"{field}={value!r} is negative")
-    return result
+    """A count field of an actor item (callers skip missing ones); the message names the field."""
+    try:
+        count = parse_count(value)
+    except ValueError as error:
+        raise ValueError(f"{field}={error}") from None
+    assert count is not None  # callers skip None and ""
+    return count
 
 
 def _parse_iso(value: Any, field: str) -> datetime:

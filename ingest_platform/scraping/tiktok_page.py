@@ -674,7 +674,7 @@ def _first_count(sources: list[Mapping[str, Any]], *keys: str) -> int | None:
     for source in sources:
         for key in keys:
             try:
-                value = _count(source.get(key))
+                value = parse_count(source.get(key))
             except ValueError:
                 continue
             if value is not None:
@@ -837,7 +837,7 @@ def _created_at(raw: Any, item_id: str) -> datetime:
     seconds: int | None = None
     if raw not in (None, "", 0, "0"):
         try:
-            seconds = _count(raw)
+            seconds = parse_count(raw)
         except ValueError:
             raise ValueError(f"createTime {raw!r} is not unix seconds") from None
     if not seconds:
@@ -860,7 +860,7 @@ def _item_count(stats: Mapping[str, Any], stats_v2: Mapping[str, Any], key: str)
         if value is None or value == "":
             continue
         try:
-            return _count(value)
+            return parse_count(value)
         except ValueError:
             bad.append(f"{name}.{key}={value!r}")
     if bad:
@@ -868,11 +868,12 @@ def _item_count(stats: Mapping[str, Any], stats_v2: Mapping[str, Any], key: str)
     return None
 
 
-def _count(value: Any) -> int | None:
+def parse_count(value: Any) -> int | None:
+    """A non-negative count from an int, an integral float or a digit string; None when missing."""
     if value is None or value == "":
         return None
     if isinstance(value, bool):
-        raise ValueError("boolean is not a count")
+        raise ValueError(f"{value!r} is a boolean, not a count")
     if isinstance(value, int):
         result = value
     elif isinstance(value, float) and value.is_integer():
