@@ -76,9 +76,7 @@ def stand_in(sandbox_content) -> Iterator[ApifyStandIn]:
 def api(stand_in: ApifyStandIn) -> Iterator[ApifyStandIn]:
     """The shared stand-in with a default config again after each test."""
     yield stand_in
-    defaults = ApifyStandInConfig()
-    for name in ApifyStandInConfig.model_fields:
-        setattr(stand_in.config, name, getattr(defaults, name))
+    stand_in.reset_config()
 
 
 def client_for(api: ApifyStandIn, token: str = DEFAULT_TOKEN, retries: int = 3) -> ApifyClient:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from ingest_platform.sandbox.apify_api import ApifyStandIn, ApifyStandInConfig
+from ingest_platform.sandbox.apify_api import ApifyStandIn
 from ingest_platform.scraping.apify_backend import (
     ApifyError,
     ApifyFetcher,
@@ -37,9 +37,7 @@ def stand_in(sandbox_content) -> Iterator[ApifyStandIn]:
 @pytest.fixture
 def api(stand_in: ApifyStandIn) -> Iterator[ApifyStandIn]:
     yield stand_in
-    defaults = ApifyStandInConfig()
-    for name in ApifyStandInConfig.model_fields:
-        setattr(stand_in.config, name, getattr(defaults, name))
+    stand_in.reset_config()
 
 
 def settings_for(api_url: str, **overrides: Any) -> ApifySettings:

@@ -1035,6 +1035,12 @@ class ApifyStandIn(LoopbackAppServer):
     def api_url(self) -> str:
         return self.base_url
 
+    def reset_config(self) -> None:
+        """Every ``config`` field back to its default, in place (the running app reads it per request)."""
+        defaults = ApifyStandInConfig()
+        for name in ApifyStandInConfig.model_fields:
+            setattr(self.config, name, getattr(defaults, name))
+
     @property
     def requests(self) -> list[RequestRecord]:
         """Every request answered so far, in order (without the token)."""
