@@ -121,13 +121,7 @@ def build_targets(content: SandboxContent, hashtags: int, seed: int) -> list[Tar
 
 def expected_ids(content: SandboxContent, target: Target) -> list[str]:
     """Ground truth: the post ids a complete fetch of ``target`` returns (newest first, capped)."""
-    if target.kind is TargetKind.PROFILE:
-        profile = content.profile(target.value)
-        return list(profile.post_ids[: target.max_posts]) if profile else []
-    if target.kind is TargetKind.HASHTAG:
-        challenge = content.challenge(target.value)
-        return list(challenge.post_ids[: target.max_posts]) if challenge else []
-    return [target.value]
+    return content.post_ids_for(target.kind, target.value, target.max_posts)
 
 
 def browser_settings(base_url: str, args: argparse.Namespace) -> BrowserSettings:

@@ -20,7 +20,7 @@ from ingest_platform.scraping.apify_backend import (
 from ingest_platform.scraping.apify_normalizers import tiktok_item_to_post
 from ingest_platform.scraping.backend_choice import fetch_posts, is_proxy_pool_exhausted
 from ingest_platform.scraping.browser import ScrapeOutcome, TargetOutcome
-from ingest_platform.scraping.targets import Target, TargetKind, parse_targets
+from ingest_platform.scraping.targets import Target, parse_targets
 from ingest_platform.scraping.tiktok_page import item_to_post
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -32,13 +32,7 @@ class ProxyPoolExhausted(RuntimeError):
 
 
 def post_ids_for(content, target: Target) -> list[str]:
-    if target.kind is TargetKind.PROFILE:
-        profile = content.profile(target.value)
-        return list(profile.post_ids[: target.max_posts]) if profile else []
-    if target.kind is TargetKind.HASHTAG:
-        challenge = content.challenge(target.value)
-        return list(challenge.post_ids[: target.max_posts]) if challenge else []
-    return [target.value]
+    return content.post_ids_for(target.kind, target.value, target.max_posts)
 
 
 class FakeBrowser:

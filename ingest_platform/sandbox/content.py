@@ -676,6 +676,18 @@ class SandboxContent:
     def challenge(self, name: str) -> SandboxHashtag | None:
         return self.challenges_by_title.get(name.lstrip("#").lower())
 
+    def post_ids_for(self, kind: str, value: str, max_posts: int) -> list[str]:
+        """Ground truth for one scrape target: the post ids a complete fetch returns, newest
+        first, capped at ``max_posts``. ``kind`` is ``profile``, ``hashtag`` or ``video`` (then
+        ``value`` is the post id itself)."""
+        if kind == "profile":
+            profile = self.profile(value)
+            return list(profile.post_ids[:max_posts]) if profile else []
+        if kind == "hashtag":
+            challenge = self.challenge(value)
+            return list(challenge.post_ids[:max_posts]) if challenge else []
+        return [value]
+
     def fingerprint(self) -> str:
         """SHA-256 over everything served: equal fingerprints mean identical content."""
         payload = {
