@@ -20,6 +20,17 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+# Chromium with no stealth for the sandbox's own tests: they check what the site detects in a
+# plain automated browser, independent of the scraper's CHROMIUM_ARGS.
+BARE_CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
 
 def shared_fixtures_dir() -> Path:
     """``shared/fixtures`` beside the checkout (CI lays shared/ beside its clone too)."""

@@ -27,16 +27,11 @@ from ingest_platform.sandbox.tiktok_site import (
     WAF_COOKIE,
     SiteScenario,
 )
+from ingest_platform.scraping.browser import resolve_browser_executable
+from ingest_platform_tests.conftest import BARE_CHROMIUM_ARGS
 
-_CHROMIUM = "/usr/bin/chromium"
-_CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+# The sandbox is tested with a bare browser (no stealth), wherever INGEST_BROWSER_PATH points.
+_CHROMIUM = resolve_browser_executable()
 _REHYDRATION = re.compile(
     r'<script id="__UNIVERSAL_DATA_FOR_REHYDRATION__" type="application/json">(.*?)</script>', re.S
 )
@@ -482,7 +477,8 @@ def test_chromium_solves_the_waf_and_is_caught_by_ua_and_webdriver_checks(conten
     path = profile_path(content, 2)
     with SandboxServer(content=content, scenario=scenario) as site, sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=_CHROMIUM, args=[*_CHROMIUM_ARGS, "--disable-blink-features=AutomationControlled"]
+            executable_path=_CHROMIUM,
+            args=[*BARE_CHROMIUM_ARGS, "--disable-blink-features=AutomationControlled"],
         )
         try:
             context = browser.new_context(user_agent=_CHROME_UA)
@@ -522,7 +518,7 @@ def test_chromium_solves_the_waf_and_is_caught_by_ua_and_webdriver_checks(conten
         finally:
             browser.close()
         # Without the flag Chromium reports navigator.webdriver = true: banned, lists get 10204.
-        browser = playwright.chromium.launch(executable_path=_CHROMIUM, args=_CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=_CHROMIUM, args=BARE_CHROMIUM_ARGS)
         try:
             page = browser.new_context(user_agent=_CHROME_UA + " wd").new_page()
             assert page.evaluate("navigator.webdriver") is True

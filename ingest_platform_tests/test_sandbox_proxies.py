@@ -15,9 +15,12 @@ from ingest_platform.sandbox.captcha_registry import fraction
 from ingest_platform.sandbox.content import SandboxContent
 from ingest_platform.sandbox.proxies import ProxyFleet, proxy_identity
 from ingest_platform.sandbox.server import SandboxServer
+from ingest_platform.scraping.browser import resolve_browser_executable
 from ingest_platform.scraping.proxy_config import parse_proxy_list
+from ingest_platform_tests.conftest import BARE_CHROMIUM_ARGS
 
-_CHROMIUM = "/usr/bin/chromium"
+# The sandbox is tested with a bare browser (no stealth), wherever INGEST_BROWSER_PATH points.
+_CHROMIUM = resolve_browser_executable()
 _AUTH = "Proxy-Authorization: Basic " + base64.b64encode(b"user:pass").decode()
 
 
@@ -159,14 +162,7 @@ def test_chromium_through_an_authenticated_proxy_loads_a_sandbox_page(
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=_CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
+            args=BARE_CHROMIUM_ARGS,
         )
         try:
             context = browser.new_context(

@@ -16,13 +16,15 @@ import pytest
 
 from ingest_platform.sandbox import REFERENCE_TIME, SandboxContent, SandboxServer, SiteScenario
 from ingest_platform.sandbox.tiktok_site import STATUS_USER_NOT_FOUND
+from ingest_platform.scraping.browser import resolve_browser_executable
 
 _REHYDRATION = re.compile(
     r'<script id="__UNIVERSAL_DATA_FOR_REHYDRATION__" type="application/json">(.*?)</script>', re.S
 )
 _EMAILISH = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
 _PHONEISH = re.compile(r"\+?\(?\d[\d ().-]{7,}\d")
-_CHROMIUM = "/usr/bin/chromium"
+# The sandbox is tested with a bare browser (no stealth), wherever INGEST_BROWSER_PATH points.
+_CHROMIUM = resolve_browser_executable()
 
 
 @pytest.fixture(scope="module")
