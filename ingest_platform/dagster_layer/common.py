@@ -37,7 +37,10 @@ tiktok_partitions = MultiPartitionsDefinition(
 def scrape_partition(context: AssetExecutionContext) -> tuple[str, str]:
     """``(date, target list)`` of a run of the (date x target list) partitioned scrape."""
     key = context.partition_key
-    assert isinstance(key, MultiPartitionKey)  # Dagster's key type for multi-partitioned assets
+    if not isinstance(key, MultiPartitionKey):
+        # A run launched with only the dagster/partition tag (`dagster job execute --tags`)
+        # carries the plain "date|list" string.
+        key = tiktok_partitions.get_partition_key_from_str(key)
     dimensions = key.keys_by_dimension
     return dimensions[DATE_DIMENSION], dimensions[LIST_DIMENSION]
 
