@@ -196,6 +196,17 @@ def test_no_raw_personal_data_in_any_warehouse_table(pipeline: PipelineRun) -> N
     assert leaks == {}
 
 
+def test_enriched_posts_shows_how_embeddings_were_computed(pipeline: PipelineRun) -> None:
+    materializations = pipeline.results["clean_load"].asset_materializations_for_node("enriched_posts")
+    assert len(materializations) == 1
+    metadata = materializations[0].metadata
+    assert metadata["embedding_model"].value == "sentence-transformers/all-MiniLM-L6-v2"
+    assert metadata["embedding_dimension"].value == 384
+    assert metadata["embedding_runtime"].value == "packed"  # the padding-free path, checked on load
+    assert metadata["embedding_precision"].value in {"float32", "bfloat16"}
+    assert metadata["embeddings_computed"].value > 0
+
+
 def test_rerunning_the_same_partition_and_files_duplicates_nothing(pipeline: PipelineRun) -> None:
     first, rerun = pipeline.counts_after_first, pipeline.counts_after_rerun
     for table in ("hashed_posts", "enriched_posts", "orders"):

@@ -36,6 +36,7 @@ def enriched_posts(
     embeddings: EmbeddingResource,
 ) -> MaterializeResult:
     """Pseudonymised posts with language, sentiment, engagement, topics and an embedding vector."""
+    from ingest_platform.enrichment.embeddings import LocalSentenceTransformerProvider
     from ingest_platform.enrichment.features import enrich_posts
 
     partition = context.partition_key
@@ -66,8 +67,11 @@ def enriched_posts(
             "embedding_model": embedder.provider.model_name,
             "embedding_dimension": MetadataValue.int(embedder.provider.dimension),
             **(
-                {"embedding_precision": embedder.provider.precision}
-                if hasattr(embedder.provider, "precision")
+                {
+                    "embedding_precision": embedder.provider.precision,
+                    "embedding_runtime": embedder.provider.runtime,
+                }
+                if isinstance(embedder.provider, LocalSentenceTransformerProvider)
                 else {}
             ),
             "embeddings_cached": MetadataValue.int(embedder.hits),

@@ -238,6 +238,13 @@ class EmbeddingResource(ConfigurableResource):
         default="auto",
         description="local provider: bfloat16 on CPUs with native bfloat16 (auto), or forced.",
     )
+    packed: bool = Field(
+        default=True,
+        description=(
+            "local provider: padding-free forward pass for BERT-family models, checked against "
+            "sentence-transformers on load (off: always the stock encode)."
+        ),
+    )
     cache_dir: str | None = None
 
     def embedder(self, warehouse: WarehouseResource | None = None) -> CachedEmbedder:
@@ -245,7 +252,7 @@ class EmbeddingResource(ConfigurableResource):
 
         kwargs: dict[str, Any] = {}
         if self.provider == "local":
-            kwargs = {"batch_size": self.batch_size, "precision": self.precision}
+            kwargs = {"batch_size": self.batch_size, "precision": self.precision, "packed": self.packed}
         elif self.provider == "openai":
             kwargs = {"base_url": self.base_url, "api_key": self.api_key, "model": self.model}
         elif self.provider == "snowflake_cortex":

@@ -147,12 +147,19 @@ class LocalSentenceTransformerProvider:
     does not say) and is shared by later calls. Loading is forced offline: nothing is ever
     fetched from a model hub at run time.
 
-    ``precision``: ``float32``, ``bfloat16`` (CPU autocast: matrix products in bfloat16,
-    weights and the normalised output in float32), or ``auto`` (bfloat16 when the CPU has
-    native bfloat16 arithmetic, e.g. AVX512-BF16 or AMX, else float32). On such a CPU,
-    bfloat16 embeds about 1.7x faster with a cosine similarity above 0.9999 to float32
-    (``benchmarks/privacy_throughput.py`` prints both), so vectors from either precision can
-    share one cache.
+    ``precision``: ``float32``, ``bfloat16`` (matrix products in bfloat16; softmax, residual
+    sums, LayerNorm and the normalised output in float32, as torch's CPU autocast does), or
+    ``auto`` (bfloat16 when the CPU has native bfloat16 arithmetic, e.g. AVX512-BF16 or AMX,
+    else float32). bfloat16 vectors have a cosine similarity above 0.9999 to float32 ones, so
+    vectors from either precision can share one cache.
+
+    ``packed`` (default on): BERT-family models with mean pooling (all-MiniLM-L6-v2 is one) run
+    through ``PackedBertEncoder``, a padding-free forward pass: texts sorted by length, matrix
+    products over real tokens only. On load its output is checked against
+    ``SentenceTransformer.encode`` on probe texts; a model it does not support, or a failed
+    check, keeps the stock ``encode`` path (``runtime`` says which one runs, and a warning says
+    why). ``benchmarks/privacy_throughput.py`` prints both. ``batch_size`` applies to the stock
+    path; the packed path sizes its chunks by token count.
     """
 
     name = "local"
@@ -164,6 +171,7 @@ class LocalSentenceTransformerProvider:
         device: str = "cpu",
         model_name: str | None = None,
         precision: str = "auto",
+        packed: bool = True,
     ) -> None:
         if precision not in _PRECISIONS:
             raise ValueError(f"unknown embedding precision {precision!r}; expected one of {_PRECISIONS}")
@@ -178,6 +186,8 @@ class LocalSentenceTransformerProvider:
         self._dimension = _dimension_from_config(self.model_path)
         self.requested_precision = precision
         self._precision: str | None = None  # resolved on load ("auto" needs torch)
+        self.packed_requested = packed
+        self._packed: Any = None  # PackedBertEncoder when the packed path runs
         self._model: Any = None
         self._lock = threading.Lock()
 
@@ -202,8 +212,16 @@ class LocalSentenceTransformerProvider:
                 getter = getter or model.get_sentence_embedding_dimension
                 self._dimension = int(getter())
                 self._precision = _resolve_precision(self.requested_precision, self.device)
+                if self.packed_requested:
+                    self._packed = _verified_packed_encoder(model, self._precision)
                 self._model = model
             return self._model
+
+    @property
+    def runtime(self) -> str:
+        """``packed`` or ``sentence_transformers``: which forward pass computes embeddings."""
+        self._load()
+        return "packed" if self._packed is not None else "sentence_transformers"
 
     @property
     def precision(self) -> str:
@@ -223,6 +241,8 @@ class LocalSentenceTransformerProvider:
         if not texts:
             return _empty(self.dimension)
         model = self._load()
+        if self._packed is not None:
+            return self._packed.encode(list(texts))
         import torch
 
         # inference_mode: no autograd bookkeeping at all (a few % over encode's own no_grad).
@@ -247,6 +267,43 @@ class LocalSentenceTransformerProvider:
 
 
 _PRECISIONS = ("auto", "float32", "bfloat16")
+
+# Probe texts for checking the packed forward pass against SentenceTransformer.encode on load:
+# mixed lengths (padding inside a chunk), surrounding spaces (stripped by the model's own
+# preprocessing), case, emoji, an empty text, and one past max_seq_length (truncation).
+_PACKED_PROBES = (
+    "A man is playing the guitar on stage.",
+    "  new drop today 🔥 #fashion @lena  ",
+    "Interest rates were RAISED by the central bank this quarter.",
+    "",
+    "ok",
+    "lorem ipsum dolor sit amet " * 60,
+)
+# float32 packed output equals encode's up to summation order (measured max |diff| ~2e-7).
+_PACKED_TOLERANCE = 1e-4
+
+
+def _verified_packed_encoder(model: Any, precision: str) -> Any:
+    """A ``PackedBertEncoder`` for ``model`` at ``precision``, or None (with a warning saying why)
+    when the model is not supported or the packed float32 output differs from ``encode``."""
+    import torch
+
+    from ingest_platform.enrichment.packed_bert import PackedBertEncoder, unsupported_reason
+
+    reason = unsupported_reason(model)
+    if reason is None:
+        probes = list(_PACKED_PROBES)
+        with torch.inference_mode():
+            expected = model.encode(probes, normalize_embeddings=True, convert_to_numpy=True)
+        got = PackedBertEncoder(model, torch.float32).encode(probes)
+        difference = float(np.abs(got - np.asarray(expected, dtype=np.float32)).max())
+        if difference > _PACKED_TOLERANCE:
+            reason = f"packed output differs from encode by {difference:.2e} on the probe texts"
+    if reason is not None:
+        logger.warning("Embeddings use the stock sentence-transformers path: %s", reason)
+        return None
+    dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
+    return PackedBertEncoder(model, dtype)
 
 
 def _resolve_precision(requested: str, device: str) -> str:
