@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -131,6 +132,23 @@ def test_bfloat16_matches_float32_and_auto_follows_the_cpu(
     assert local_provider.precision == ("bfloat16" if native else "float32")
     with pytest.raises(ValueError, match="unknown embedding precision 'fp8'"):
         LocalSentenceTransformerProvider(precision="fp8")
+
+
+@needs_local_stack
+def test_loading_the_model_draws_no_progress_bar_into_run_logs() -> None:
+    # transformers imported first (as any other library in the run's process might), before the
+    # provider sets HF_HUB_DISABLE_PROGRESS_BARS: the bar must stay out of stderr anyway.
+    code = (
+        "import transformers\n"
+        "from ingest_platform.enrichment.embeddings import build_embedding_provider\n"
+        "print(build_embedding_provider('local').embed(['hello']).shape)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_DISABLE_PROGRESS_BARS"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300, env=env
+    )
+    assert result.stdout.strip() == "(1, 384)"
+    assert "Loading weights" not in result.stderr
 
 
 # ---------------------------------------------------------------- hashing fallback

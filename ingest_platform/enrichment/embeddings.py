@@ -206,6 +206,13 @@ class LocalSentenceTransformerProvider:
                         f"sentence-transformers could not be imported ({exc}); "
                         f"install the embeddings extra: {EMBEDDINGS_EXTRA_HINT}"
                     ) from exc
+                if os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS") == "1":
+                    # transformers reads the variable once, when it is first imported: a process
+                    # that imported it earlier would still draw a "Loading weights" bar per load
+                    # into the run's logs.
+                    from transformers.utils import logging as transformers_logging
+
+                    transformers_logging.disable_progress_bar()
                 model = SentenceTransformer(str(self.model_path), device=self.device, local_files_only=True)
                 # sentence-transformers 6 renamed the getter; keep working with older releases.
                 getter = getattr(model, "get_embedding_dimension", None)
