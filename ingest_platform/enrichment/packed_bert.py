@@ -3,7 +3,8 @@
 Why: post captions are short (about 19 tokens here) and vary in length, so the stock
 ``SentenceTransformer.encode`` spends much of its time on padding: it pads every batch to its
 longest text and runs every matrix product over the padded tokens. On CPU the model is
-compute-bound in those products (about 70% of the time), so every padding token is wasted work.
+compute-bound in those products (64% of the time in a profile), so every padding token is
+wasted work.
 
 How: texts are tokenized by the model's own preprocessing, sorted by token count, and grouped
 into chunks. Inside a chunk the real tokens of all texts are packed into one ``[tokens, hidden]``
