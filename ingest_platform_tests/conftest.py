@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -11,7 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,32 @@ def shared_fixtures_dir() -> Path:
     configured = os.environ.get("INGEST_SHARED_DIR")
     base = Path(configured) if configured else REPO_ROOT.parent / "shared"
     return base / "fixtures"
+
+
+def modules_loaded_by(
+    imports: Sequence[str], packages: Sequence[str], env: Mapping[str, str] | None = None
+) -> dict[str, list[str]]:
+    """Import ``imports`` in a fresh interpreter and report, per entry of ``packages``, the loaded
+    modules whose name starts with it (``"dagster"`` also catches ``dagster_shared``; a trailing
+    dot, ``"snowflake."``, skips a bare namespace package). Used to keep heavy libraries out of
+    the code location's start-up."""
+    code = (
+        "import importlib, json, sys\n"
+        f"for name in {list(imports)!r}:\n"
+        "    importlib.import_module(name)\n"
+        f"packages = {list(packages)!r}\n"
+        "print(json.dumps({p: sorted(m for m in sys.modules if m.startswith(p)) for p in packages}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO_ROOT,
+        env=dict(env) if env is not None else None,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def free_port() -> int:

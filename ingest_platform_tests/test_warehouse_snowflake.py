@@ -7,9 +7,6 @@ and the metering-history → ledger-estimate fallback of ``daily_cost``.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +23,7 @@ from ingest_platform.warehouse.snowflake_warehouse import (
     FAKESNOW_NOP_REGEXES,
     SnowflakeSession,
 )
+from ingest_platform_tests.conftest import modules_loaded_by
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # fakesnow's arrow-copy notice
 
@@ -62,19 +60,11 @@ def sql_log(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def test_importing_the_module_does_not_import_snowflake_or_duckdb() -> None:
-    code = textwrap.dedent(
-        """
-        import sys
-        import ingest_platform.warehouse
-        import ingest_platform.warehouse.snowflake_warehouse
-        heavy = [m for m in ("snowflake.connector", "duckdb", "dagster", "fakesnow") if m in sys.modules]
-        print(",".join(heavy))
-        """
+    heavy = ["snowflake.connector", "duckdb", "dagster", "fakesnow"]
+    loaded = modules_loaded_by(
+        ["ingest_platform.warehouse", "ingest_platform.warehouse.snowflake_warehouse"], heavy
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60, check=True
-    )
-    assert done.stdout.strip() == "", done.stdout
+    assert loaded == {name: [] for name in heavy}, loaded
 
 
 def test_loads_go_through_the_patched_write_pandas(wh: SnowflakeWarehouse) -> None:
