@@ -302,15 +302,14 @@ def _verified_packed_encoder(model: Any, precision: str) -> Any:
         probes = list(_PACKED_PROBES)
         with torch.inference_mode():
             expected = model.encode(probes, normalize_embeddings=True, convert_to_numpy=True)
-        got = PackedBertEncoder(model, torch.float32).encode(probes)
-        difference = float(np.abs(got - np.asarray(expected, dtype=np.float32)).max())
+        checked = PackedBertEncoder(model, torch.float32)
+        difference = float(np.abs(checked.encode(probes) - np.asarray(expected, dtype=np.float32)).max())
         if difference > _PACKED_TOLERANCE:
             reason = f"packed output differs from encode by {difference:.2e} on the probe texts"
     if reason is not None:
         logger.warning("Embeddings use the stock sentence-transformers path: %s", reason)
         return None
-    dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
-    return PackedBertEncoder(model, dtype)
+    return PackedBertEncoder(model, torch.bfloat16) if precision == "bfloat16" else checked
 
 
 def _resolve_precision(requested: str, device: str) -> str:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -112,8 +113,8 @@ class _Tokenized:
     token_type_ids: np.ndarray
     offsets: np.ndarray  # len(texts) + 1
 
-    @property
-    def lengths(self) -> np.ndarray:
+    @cached_property
+    def lengths(self) -> np.ndarray:  # read for every chunk of the window: computed once
         return np.diff(self.offsets)
 
 
