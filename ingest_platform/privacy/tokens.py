@@ -29,7 +29,7 @@ import ipaddress
 import random
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal, overload
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -215,45 +215,28 @@ def _normalise_one(value: str, kind: str, default_region: str) -> str:
     raise ValueError(f"unknown token kind {kind!r}; expected one of {TOKEN_KINDS}")
 
 
-@overload
-def _bulk_normaliser(
-    kind: str, default_region: str, *, encode: Literal[True] = ...
-) -> Callable[[list[str]], list[bytes]]: ...
-@overload
-def _bulk_normaliser(
-    kind: str, default_region: str, *, encode: Literal[False]
-) -> Callable[[list[str]], list[str]]: ...
-def _bulk_normaliser(
-    kind: str, default_region: str, *, encode: bool = True
-) -> Callable[[list[str]], list[Any]]:
-    """Normalise (and UTF-8 encode, for the Python hash loop) a list of strings for hashing.
+def _bulk_normaliser(kind: str, default_region: str) -> Callable[[list[str]], list[str]]:
+    """Normalise a list of strings for hashing.
 
     List comprehensions over str methods beat pandas' ``.str`` accessors (which loop in
-    Python too and build intermediate Series); encoding here keeps the hash loop minimal.
-    The batch kernel takes str (``encode=False``): it packs a column with one ``str.join``.
+    Python too and build intermediate Series). Values stay str: the batch kernel packs a column
+    with one ``str.join``, and the Python loop encodes each value as it hashes it.
     """
     if kind == "email":
-        if encode:
-            return lambda values: [v.strip().lower().encode() for v in values]
         return lambda values: [v.strip().lower() for v in values]
     if kind == "handle":
-        if encode:
-            return lambda values: [v.strip().lstrip("@").strip().lower().encode() for v in values]
         return lambda values: [v.strip().lstrip("@").strip().lower() for v in values]
     if kind == "generic":
-        if encode:
-            return lambda values: [v.strip().encode() for v in values]
         return lambda values: [v.strip() for v in values]
     if kind in TOKEN_KINDS:
         # Expensive normalisers (phonenumbers, ipaddress) run once per distinct raw value.
-        def normalise(values: list[str]) -> list[Any]:
-            seen: dict[str, bytes | str] = {}
+        def normalise(values: list[str]) -> list[str]:
+            seen: dict[str, str] = {}
             out = []
             for v in values:
                 n = seen.get(v)
                 if n is None:
-                    n = _normalise_one(v, kind, default_region)
-                    n = seen[v] = n.encode() if encode else n
+                    n = seen[v] = _normalise_one(v, kind, default_region)
                 out.append(n)
             return out
 
@@ -298,8 +281,8 @@ class _KeyState:
         tokens = dict(zip(distinct, self.batch.tokens(distinct, self.prefix, TOKEN_HEX_CHARS), strict=True))
         return list(map(tokens.__getitem__, normalised))
 
-    def tokens(self, normalised: list[bytes]) -> list[str | None]:
-        """Tokens for normalised, encoded values (b'' -> None), hashed in a Python loop.
+    def tokens(self, normalised: list[str]) -> list[str | None]:
+        """Tokens for normalised values ('' -> None), hashed in a Python loop.
 
         Real columns repeat (one customer, many orders): then a dict makes every distinct
         value cost one HMAC. On mostly-unique columns that dict costs more than it saves, so
@@ -317,14 +300,14 @@ class _KeyState:
                 append(None)
                 continue
             inner = inner_copy()
-            inner.update(value)
+            inner.update(value.encode())
             outer = outer_copy()
             outer.update(inner.digest())
             append(prefix + outer.hexdigest()[:TOKEN_HEX_CHARS])
         return out
 
-    def _tokens_deduplicated(self, normalised: list[bytes]) -> list[str | None]:
-        cache: dict[bytes, str | None] = {b"": None}
+    def _tokens_deduplicated(self, normalised: list[str]) -> list[str | None]:
+        cache: dict[str, str | None] = {"": None}
         get = cache.get
         inner_copy = self.inner.copy
         outer_copy = self.outer.copy
@@ -335,7 +318,7 @@ class _KeyState:
             token = get(value, _MISSING)
             if token is _MISSING:
                 inner = inner_copy()
-                inner.update(value)
+                inner.update(value.encode())
                 outer = outer_copy()
                 outer.update(inner.digest())
                 token = cache[value] = prefix + outer.hexdigest()[:TOKEN_HEX_CHARS]
@@ -474,11 +457,10 @@ class Pseudonymizer:
 
     def _hash_column(self, values: list[str], kind: str) -> list[str | None]:
         """Tokens for raw strings of one kind: normalised, then the batch kernel or the Python loop."""
+        normalised = _bulk_normaliser(kind, self.default_region)(values)
         if USE_BATCH_KERNEL and len(values) >= _BATCH_KERNEL_MIN_VALUES and fast_hmac.available():
-            return self._active.batch_tokens(
-                _bulk_normaliser(kind, self.default_region, encode=False)(values)
-            )
-        return self._active.tokens(_bulk_normaliser(kind, self.default_region)(values))
+            return self._active.batch_tokens(normalised)
+        return self._active.tokens(normalised)
 
     def tokenize_lists(self, series: pd.Series, kind: TokenKind = "handle") -> pd.Series:
         """A column of lists (e.g. mentions) -> a column of lists of tokens, hashed in one batch."""
