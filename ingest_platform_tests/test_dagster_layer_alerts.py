@@ -21,20 +21,19 @@ class Measured(Config):
     success_rate: float
 
 
+def _success_rate_check(check_name: str, success_rate: float) -> AssetCheckResult:
+    """An ERROR-severity check with the value/threshold metadata the alert sensor reads."""
+    return AssetCheckResult(
+        check_name=check_name,
+        passed=success_rate >= 0.95,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={"value": MetadataValue.float(success_rate), "threshold": MetadataValue.float(0.95)},
+    )
+
+
 @asset(check_specs=[AssetCheckSpec("scraper_success_rate", asset="scraped")])
 def scraped(config: Measured) -> MaterializeResult:
-    return MaterializeResult(
-        check_results=[
-            AssetCheckResult(
-                check_name="scraper_success_rate",
-                passed=config.success_rate >= 0.95,
-                metadata={
-                    "value": MetadataValue.float(config.success_rate),
-                    "threshold": MetadataValue.float(0.95),
-                },
-            )
-        ]
-    )
+    return MaterializeResult(check_results=[_success_rate_check("scraper_success_rate", config.success_rate)])
 
 
 def _run(instance: DagsterInstance, rate: float) -> None:
@@ -78,19 +77,7 @@ def test_check_alert_sensor_sends_one_alert_then_one_recovery(webhook) -> None:
 
 @asset(check_specs=[AssetCheckSpec("gate", asset="upstream", blocking=True)])
 def upstream(config: Measured) -> MaterializeResult:
-    return MaterializeResult(
-        check_results=[
-            AssetCheckResult(
-                check_name="gate",
-                passed=config.success_rate >= 0.95,
-                severity=AssetCheckSeverity.ERROR,
-                metadata={
-                    "value": MetadataValue.float(config.success_rate),
-                    "threshold": MetadataValue.float(0.95),
-                },
-            )
-        ]
-    )
+    return MaterializeResult(check_results=[_success_rate_check("gate", config.success_rate)])
 
 
 @asset(deps=[upstream], check_specs=[AssetCheckSpec("downstream_check", asset="downstream")])
