@@ -19,6 +19,7 @@ from dagster import (
     define_asset_job,
 )
 
+from ingest_platform.dagster_layer import settings_gate  # noqa: F401  (first: refuses bad settings)
 from ingest_platform.dagster_layer.alerts import check_alert_sensor, run_failure_alert_sensor
 from ingest_platform.dagster_layer.cost import warehouse_cost, warehouse_cost_job, warehouse_cost_schedule
 from ingest_platform.dagster_layer.enrichment import enriched_posts

@@ -1,8 +1,16 @@
 """One resources dict per environment (``INGEST_ENV=local|prod``), as hooli-data-eng does.
 
 ``local``: embedded DuckDB, raw data and keys under DAGSTER_HOME, the sandbox's base URL, short
-politeness delays. ``prod``: Snowflake and every secret through ``EnvVar``; a missing or default
-privacy key stops the code location from loading.
+politeness delays. ``prod``: Snowflake; ``ingest_platform.settings.check_settings`` has refused
+to load already if a required setting is missing or malformed.
+
+Secrets (``settings.SECRET_SETTINGS``) are passed as ``EnvVar`` in *every* environment, local
+and demo included, and only when set: Dagster stores the ``EnvVar``'s name in the job snapshot
+and the run config, and reads the value from the environment when the run starts, so the value
+is never at rest in ``$DAGSTER_HOME``. ``PROXY_LIST`` is one secret as a whole (inline entries
+carry passwords); it may instead hold the path of a file of entries, which the resource reads at
+run time, and it still goes through ``EnvVar``: one rule, whichever form it has. Non-secret
+defaults come from ``settings.DEFAULTS``.
 """
 
 from __future__ import annotations
@@ -27,12 +35,19 @@ from ingest_platform.dagster_layer.resources import (
     WarehouseResource,
     dagster_home,
 )
+from ingest_platform.settings import SECRET_SETTINGS, setting
 
 SANDBOX_DEFAULT_URL = "http://127.0.0.1:8765"
 
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(name) or default
+
+
+def _secret(name: str) -> EnvVar | None:
+    """``EnvVar(name)`` when the secret is set, else None: never its value (Dagster would store it)."""
+    assert name in SECRET_SETTINGS, name
+    return EnvVar(name) if (os.environ.get(name) or "").strip() else None
 
 
 def local_resources() -> dict[str, Any]:
@@ -44,23 +59,27 @@ def local_resources() -> dict[str, Any]:
         "raw_store": RawStoreResource(uri=_env("INGEST_RAW_URI", str(home / "raw"))),
         "landing": LandingZoneResource(
             uri=_env("ORDERS_LANDING_URI", str(home / "landing" / "orders")),
-            buffer_count_records=int(_env("ORDERS_BUFFER_COUNT_RECORDS", "10000")),
-            buffer_flush_seconds=int(_env("ORDERS_BUFFER_FLUSH_SECONDS", "60")),
+            buffer_count_records=int(setting("ORDERS_BUFFER_COUNT_RECORDS")),
+            buffer_flush_seconds=int(setting("ORDERS_BUFFER_FLUSH_SECONDS")),
         ),
-        "proxy_pool": ProxyPoolResource(proxy_list=_env("PROXY_LIST", "")),
+        "proxy_pool": ProxyPoolResource(proxy_list=_secret("PROXY_LIST") or ""),
         "tiktok_scraper": TikTokScraperResource(
             base_url=_env("TIKTOK_BASE_URL", SANDBOX_DEFAULT_URL),
             targets=_env("TIKTOK_TARGETS", ""),
             target_lists=_env("TIKTOK_TARGET_LISTS", ""),
             browser_executable=os.environ.get("INGEST_BROWSER_PATH"),
-            min_delay_s=float(_env("SCRAPER_MIN_DELAY_S", "0.2")),
-            max_delay_s=float(_env("SCRAPER_MAX_DELAY_S", "0.6")),
-            list_wait_s=float(_env("SCRAPER_LIST_WAIT_S", "10")),
+            min_delay_s=float(setting("SCRAPER_MIN_DELAY_S", environment="local")),
+            max_delay_s=float(setting("SCRAPER_MAX_DELAY_S", environment="local")),
+            list_wait_s=float(setting("SCRAPER_LIST_WAIT_S")),
             backend=_default_backend(),  # type: ignore[arg-type]
         ),
-        "privacy": PrivacyResource(hmac_key=os.environ.get("PRIVACY_HMAC_KEY"), environment="local"),
+        # Unset: the key is generated once into $DAGSTER_HOME/privacy_hmac.key (0600) at run time.
+        "privacy": PrivacyResource(hmac_key=_secret("PRIVACY_HMAC_KEY"), environment="local"),
         "embeddings": EmbeddingResource(
-            provider=_env("EMBEDDINGS_PROVIDER", "local"),  # type: ignore[arg-type]
+            provider=setting("EMBEDDINGS_PROVIDER", environment="local"),  # type: ignore[arg-type]
+            base_url=os.environ.get("EMBEDDINGS_BASE_URL"),
+            api_key=_secret("EMBEDDINGS_API_KEY"),
+            model=os.environ.get("EMBEDDINGS_MODEL"),
             cache_dir=str(home / "cache"),
         ),
         "thresholds": ThresholdsResource(),
@@ -78,78 +97,88 @@ def _default_backend() -> str:
 
 def _apify() -> ApifyResource:
     return ApifyResource(
-        token=EnvVar("APIFY_TOKEN") if os.environ.get("APIFY_TOKEN") else None,
-        api_url=_env("APIFY_API_URL", "https://api.apify.com"),
-        tiktok_actor=_env("APIFY_TIKTOK_ACTOR", "clockworks/tiktok-scraper"),
-        facebook_actor=_env("APIFY_FACEBOOK_ACTOR", "apify/facebook-posts-scraper"),
+        token=_secret("APIFY_TOKEN"),
+        api_url=setting("APIFY_API_URL"),
+        tiktok_actor=setting("APIFY_TIKTOK_ACTOR"),
+        facebook_actor=setting("APIFY_FACEBOOK_ACTOR"),
     )
 
 
 def _captcha() -> CaptchaResource:
     return CaptchaResource(
-        api_key=EnvVar("ANTICAPTCHA_API_KEY") if os.environ.get("ANTICAPTCHA_API_KEY") else None,
-        host=_env("ANTICAPTCHA_HOST", "api.anti-captcha.com"),
-        budget_usd_per_run=float(_env("ANTICAPTCHA_BUDGET_USD_PER_RUN", "1.0")),
+        api_key=_secret("ANTICAPTCHA_API_KEY"),
+        host=setting("ANTICAPTCHA_HOST"),
+        budget_usd_per_run=float(setting("ANTICAPTCHA_BUDGET_USD_PER_RUN")),
     )
 
 
 def _prices() -> PricesResource:
     return PricesResource(
-        proxy_usd_per_gb=float(_env("PRICE_PROXY_USD_PER_GB", "8.0")),
-        captcha_usd_per_1k=float(_env("PRICE_CAPTCHA_USD_PER_1K", "2.0")),
-        apify_usd_per_1k_results=float(_env("PRICE_APIFY_USD_PER_1K_RESULTS", "3.7")),
-        apify_usd_per_compute_unit=float(_env("PRICE_APIFY_USD_PER_CU", "0.4")),
+        proxy_usd_per_gb=float(setting("PRICE_PROXY_USD_PER_GB")),
+        captcha_usd_per_1k=float(setting("PRICE_CAPTCHA_USD_PER_1K")),
+        apify_usd_per_1k_results=float(setting("PRICE_APIFY_USD_PER_1K_RESULTS")),
+        apify_usd_per_compute_unit=float(setting("PRICE_APIFY_USD_PER_CU")),
     )
 
 
 def _alerts() -> AlertsResource:
     """Alert channels from the environment; secrets through EnvVar, only when configured."""
     return AlertsResource(
-        webhook_url=EnvVar("ALERT_WEBHOOK_URL") if os.environ.get("ALERT_WEBHOOK_URL") else None,
-        slack_token=EnvVar("ALERT_SLACK_TOKEN") if os.environ.get("ALERT_SLACK_TOKEN") else None,
+        webhook_url=_secret("ALERT_WEBHOOK_URL"),
+        slack_token=_secret("ALERT_SLACK_TOKEN"),
         slack_channel=os.environ.get("ALERT_SLACK_CHANNEL"),
-        ui_base_url=_env("DAGSTER_UI_URL", "http://127.0.0.1:3000"),
+        ui_base_url=setting("DAGSTER_UI_URL"),
     )
 
 
 def prod_resources() -> dict[str, Any]:
     from ingest_platform.privacy.keys import resolve_key
 
-    # Fail at load, not at 3 a.m. in the first run: a prod deployment without a real key must not start.
+    # Fail at load, not at 3 a.m. in the first run: a prod deployment without a real key must not start
+    # (check_settings reports it with everything else; this guards a direct call too).
     resolve_key(os.environ.get("PRIVACY_HMAC_KEY"), env="prod", instance_dir=dagster_home())
     return {
         "warehouse": WarehouseResource(
             engine="snowflake",
             snowflake_account=EnvVar("SNOWFLAKE_ACCOUNT"),
             snowflake_user=EnvVar("SNOWFLAKE_USER"),
-            snowflake_password=EnvVar("SNOWFLAKE_PASSWORD"),
-            snowflake_role=_env("SNOWFLAKE_ROLE", "INGEST_LOADER"),
+            # Exactly one of the three is set (check_settings); the others stay None.
+            snowflake_password=_secret("SNOWFLAKE_PASSWORD"),
+            snowflake_private_key=_secret("SNOWFLAKE_PRIVATE_KEY"),
+            snowflake_private_key_path=os.environ.get("SNOWFLAKE_PRIVATE_KEY_PATH") or None,
+            snowflake_private_key_passphrase=_secret("SNOWFLAKE_PRIVATE_KEY_PASSPHRASE"),
+            snowflake_role=setting("SNOWFLAKE_ROLE"),
             snowflake_database=EnvVar("SNOWFLAKE_DATABASE"),
-            snowflake_schema=_env("SNOWFLAKE_SCHEMA", "INGEST"),
+            snowflake_schema=setting("SNOWFLAKE_SCHEMA"),
             snowflake_warehouse=EnvVar("SNOWFLAKE_WAREHOUSE"),
-            warehouse_size=_env("SNOWFLAKE_WAREHOUSE_SIZE", "XSMALL"),
-            credit_price_usd=float(_env("SNOWFLAKE_CREDIT_PRICE_USD", "3.0")),
+            warehouse_size=setting("SNOWFLAKE_WAREHOUSE_SIZE"),
+            credit_price_usd=float(setting("SNOWFLAKE_CREDIT_PRICE_USD")),
         ),
         "raw_store": RawStoreResource(uri=EnvVar("INGEST_RAW_URI")),
-        "landing": LandingZoneResource(uri=EnvVar("ORDERS_LANDING_URI")),
-        "proxy_pool": ProxyPoolResource(proxy_list=EnvVar("PROXY_LIST")),
+        "landing": LandingZoneResource(
+            uri=EnvVar("ORDERS_LANDING_URI"),
+            buffer_count_records=int(setting("ORDERS_BUFFER_COUNT_RECORDS")),
+            buffer_flush_seconds=int(setting("ORDERS_BUFFER_FLUSH_SECONDS")),
+        ),
+        "proxy_pool": ProxyPoolResource(proxy_list=_secret("PROXY_LIST") or ""),
         "tiktok_scraper": TikTokScraperResource(
-            base_url=_env("TIKTOK_BASE_URL", "https://www.tiktok.com"),
+            base_url=setting("TIKTOK_BASE_URL", environment="prod"),
             # Either setting may be absent; the scrape of a list with no targets fails clearly.
             targets=EnvVar("TIKTOK_TARGETS") if os.environ.get("TIKTOK_TARGETS") else "",
             target_lists=EnvVar("TIKTOK_TARGET_LISTS") if os.environ.get("TIKTOK_TARGET_LISTS") else "",
             browser_executable=os.environ.get("INGEST_BROWSER_PATH"),
-            min_delay_s=float(_env("SCRAPER_MIN_DELAY_S", "3")),
-            max_delay_s=float(_env("SCRAPER_MAX_DELAY_S", "8")),
+            min_delay_s=float(setting("SCRAPER_MIN_DELAY_S", environment="prod")),
+            max_delay_s=float(setting("SCRAPER_MAX_DELAY_S", environment="prod")),
+            list_wait_s=float(setting("SCRAPER_LIST_WAIT_S")),
             backend=_default_backend(),  # type: ignore[arg-type]
         ),
         "privacy": PrivacyResource(
             hmac_key=EnvVar("PRIVACY_HMAC_KEY"), key_id=os.environ.get("PRIVACY_KEY_ID"), environment="prod"
         ),
         "embeddings": EmbeddingResource(
-            provider=_env("EMBEDDINGS_PROVIDER", "snowflake_cortex"),  # type: ignore[arg-type]
+            provider=setting("EMBEDDINGS_PROVIDER", environment="prod"),  # type: ignore[arg-type]
             base_url=os.environ.get("EMBEDDINGS_BASE_URL"),
-            api_key=EnvVar("EMBEDDINGS_API_KEY") if os.environ.get("EMBEDDINGS_API_KEY") else None,
+            api_key=_secret("EMBEDDINGS_API_KEY"),
             model=os.environ.get("EMBEDDINGS_MODEL"),
         ),
         "thresholds": ThresholdsResource(),

@@ -2,7 +2,8 @@
 
 Each resource validates its settings and opens the library object an asset needs. Heavy libraries
 (snowflake, playwright, torch) are imported inside methods, never here at module top, so the
-code location loads fast. Secrets are ``EnvVar``s in production and never logged.
+code location loads fast. Secrets are ``EnvVar``s in every environment (never a config value or
+a default, see ``dagster_layer/environments.py``) and never logged.
 """
 
 from __future__ import annotations
@@ -50,7 +51,16 @@ class WarehouseResource(ConfigurableResource):
     duckdb_path: str = Field(default="", description="DuckDB database file (engine=duckdb).")
     snowflake_account: str | None = None
     snowflake_user: str | None = None
-    snowflake_password: str | None = None
+    snowflake_password: str | None = Field(default=None, description="SNOWFLAKE_PASSWORD (secret, EnvVar).")
+    snowflake_private_key: str | None = Field(
+        default=None, description="SNOWFLAKE_PRIVATE_KEY: PEM text of the key-pair key (secret, EnvVar)."
+    )
+    snowflake_private_key_path: str | None = Field(
+        default=None, description="SNOWFLAKE_PRIVATE_KEY_PATH: a PEM key file, read when a run connects."
+    )
+    snowflake_private_key_passphrase: str | None = Field(
+        default=None, description="SNOWFLAKE_PRIVATE_KEY_PASSPHRASE (secret, EnvVar) of an encrypted key."
+    )
     snowflake_role: str | None = None
     snowflake_database: str | None = None
     snowflake_schema: str | None = None
@@ -76,21 +86,26 @@ class WarehouseResource(ConfigurableResource):
         ]
         if missing:
             raise Failure(f"Snowflake warehouse is missing settings: {', '.join(missing)}")
-        from dagster_snowflake import SnowflakeResource
         from snowflake import connector
 
-        from ingest_platform.warehouse.snowflake_warehouse import SnowflakeWarehouse
+        from ingest_platform.settings import ConfigError
+        from ingest_platform.warehouse.snowflake_warehouse import SnowflakeWarehouse, snowflake_connect_args
 
-        snowflake = SnowflakeResource(
-            account=self.snowflake_account,
-            user=self.snowflake_user,
-            password=self.snowflake_password,
-            role=self.snowflake_role,
-            database=self.snowflake_database,
-            schema=self.snowflake_schema,
-            warehouse=self.snowflake_warehouse,
-        )
-        connection_args = dict(snowflake._connection_args)
+        try:
+            connection_args = snowflake_connect_args(
+                account=self.snowflake_account or "",
+                user=self.snowflake_user or "",
+                password=self.snowflake_password,
+                private_key=self.snowflake_private_key,
+                private_key_path=self.snowflake_private_key_path,
+                private_key_passphrase=self.snowflake_private_key_passphrase,
+                role=self.snowflake_role,
+                database=self.snowflake_database,
+                schema=self.snowflake_schema,
+                warehouse=self.snowflake_warehouse,
+            )
+        except ConfigError as error:
+            raise Failure(description=str(error)) from None
         return SnowflakeWarehouse(
             lambda: connector.connect(**connection_args),
             warehouse_name=self.snowflake_warehouse or "",
@@ -105,7 +120,8 @@ class ProxyPoolResource(ConfigurableResource):
     """Residential proxies from ``PROXY_LIST`` (comma-separated URLs, or a file of them)."""
 
     proxy_list: str = Field(
-        default="", description="PROXY_LIST: proxy URLs with credentials, or a file path."
+        default="",
+        description="PROXY_LIST (secret, EnvVar): proxy URLs with credentials, or a file of them.",
     )
 
     def endpoints(self) -> list[ProxyEndpoint]:
@@ -187,7 +203,7 @@ class TikTokScraperResource(ConfigurableResource):
 class PrivacyResource(ConfigurableResource):
     """The privacy shield's key and policies. In prod the key must come from PRIVACY_HMAC_KEY."""
 
-    hmac_key: str | None = Field(default=None, description="PRIVACY_HMAC_KEY (secret).")
+    hmac_key: str | None = Field(default=None, description="PRIVACY_HMAC_KEY (secret, EnvVar).")
     key_id: str | None = None
     environment: Literal["local", "prod"] = "local"
     default_phone_region: str = "US"

@@ -19,6 +19,12 @@ afterwards, so a warehouse object can be shared across threads.
 
 Identifiers are upper-case (Snowflake's unquoted spelling); the SQL quotes them, which means
 the same and keeps reserved words safe.
+
+Authentication (:func:`snowflake_connect_args`): exactly one of a password or a key pair. The key
+is PEM text (``SNOWFLAKE_PRIVATE_KEY``) or a PEM file (``SNOWFLAKE_PRIVATE_KEY_PATH``), optionally
+encrypted (``SNOWFLAKE_PRIVATE_KEY_PASSPHRASE``); it is decrypted once and handed to
+``snowflake.connector.connect(private_key=<PKCS#8 DER bytes>)``. A key that does not load gives a
+one-line ``ConfigError`` naming the setting, never the key or the passphrase.
 """
 
 from __future__ import annotations
@@ -57,6 +63,56 @@ FAKESNOW_NOP_REGEXES: tuple[str, ...] = (r"^ALTER SESSION SET QUERY_TAG",)
 
 FAKESNOW_EXTRA_TARGETS: tuple[str, ...] = ()
 """Extra ``fakesnow.patch`` targets this module needs: none (``write_pandas`` is an attribute lookup)."""
+
+APPLICATION = "ingest_platform"
+"""Sent as the connector's ``application``: queries show up under it in Snowflake's history."""
+
+
+def snowflake_connect_args(
+    *,
+    account: str,
+    user: str,
+    password: str | None = None,
+    private_key: str | None = None,
+    private_key_path: str | None = None,
+    private_key_passphrase: str | None = None,
+    role: str | None = None,
+    database: str | None = None,
+    schema: str | None = None,
+    warehouse: str | None = None,
+) -> dict[str, Any]:
+    """Keyword arguments for ``snowflake.connector.connect``, with exactly one authentication.
+
+    Raises ``ConfigError`` (one line, naming the setting) when no or several methods are given or
+    the key does not load. The result holds the secret: pass it to ``connect``, never log it.
+    """
+    from ingest_platform.settings import ConfigError, snowflake_private_key_der
+
+    given = [
+        name
+        for name, value in (
+            ("SNOWFLAKE_PASSWORD", password),
+            ("SNOWFLAKE_PRIVATE_KEY", private_key),
+            ("SNOWFLAKE_PRIVATE_KEY_PATH", private_key_path),
+        )
+        if value
+    ]
+    if len(given) != 1:
+        raise ConfigError(
+            "Snowflake needs exactly one authentication (SNOWFLAKE_PRIVATE_KEY_PATH, SNOWFLAKE_PRIVATE_KEY "
+            f"or SNOWFLAKE_PASSWORD); {'none is set' if not given else 'set: ' + ', '.join(given)}"
+        )
+    args: dict[str, Any] = {"account": account, "user": user, "application": APPLICATION}
+    if password:
+        args["password"] = password
+    else:
+        args["private_key"] = snowflake_private_key_der(
+            pem=private_key, path=private_key_path, passphrase=private_key_passphrase
+        )
+    optional = {"role": role, "database": database, "schema": schema, "warehouse": warehouse}
+    args.update({name: value for name, value in optional.items() if value})
+    return args
+
 
 _DDL_TYPES: dict[ColumnKind, str] = {
     ColumnKind.BOOLEAN: "BOOLEAN",
