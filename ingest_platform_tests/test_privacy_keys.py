@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import os
 import stat
 from pathlib import Path
 
 import pytest
 
+from ingest_platform.privacy import keys as keys_module
 from ingest_platform.privacy.keys import (
     KEY_FILE_NAME,
     KEY_SETTING,
@@ -49,6 +51,47 @@ def test_local_generates_once_with_0600_and_reuses(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     second = resolve_key(None, env="local", instance_dir=tmp_path / "instance")
     assert second.key == first.key and second.key_id == first.key_id and second.source == "file"
+
+
+def test_generated_key_is_0600_and_a_created_directory_0700_even_under_a_permissive_umask(
+    tmp_path: Path,
+) -> None:
+    instance = tmp_path / "new" / "instance"
+    previous = os.umask(0)
+    try:
+        resolve_key(None, env="local", instance_dir=instance)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((instance / KEY_FILE_NAME).stat().st_mode) == 0o600
+    assert stat.S_IMODE(instance.stat().st_mode) == 0o700
+    assert sorted(p.name for p in instance.iterdir()) == [KEY_FILE_NAME]  # no temporary file left
+
+
+def test_a_failed_write_leaves_no_partial_key_file_and_the_next_start_generates_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Disk full half-way: the key file's name must never point at a partial key, or every later
+    # start fails on a corrupt file (and two processes could each use a different key).
+    def disk_full(fd: int, data: bytes) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(keys_module.os, "write", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        resolve_key(None, env="local", instance_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    material = resolve_key(None, env="local", instance_dir=tmp_path)
+    assert material.source == "generated"
+    assert bytes.fromhex((tmp_path / KEY_FILE_NAME).read_text().strip()) == material.key
+
+
+def test_two_processes_starting_at_once_agree_on_one_key(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        keys = set(pool.map(lambda _: resolve_key(None, env="local", instance_dir=tmp_path).key, range(16)))
+    assert len(keys) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [KEY_FILE_NAME]
 
 
 def test_local_key_file_permissions_are_tightened(tmp_path: Path) -> None:

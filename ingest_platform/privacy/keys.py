@@ -4,7 +4,10 @@ The key lives outside the data (an environment variable / secret manager in prod
 whoever holds both the key and the warehouse can re-identify people, so the warehouse alone
 must not be enough. In ``prod`` a missing, short or well-known key is a hard error naming the
 setting. Locally a missing key is generated once and kept in the Dagster instance directory
-(mode 0600) so tokens stay stable across runs without anybody configuring anything.
+(mode 0600, published atomically: the file name never shows a partial key or wider permissions;
+the directory is created 0700 when it did not exist) so tokens stay stable across runs without
+anybody configuring anything. The key reaches Dagster resources only as ``EnvVar`` (never a
+config value), so it is never stored in a run or job snapshot.
 """
 
 from __future__ import annotations
@@ -145,17 +148,42 @@ def _local_key(instance_dir: Path) -> tuple[bytes, str]:
     path = instance_dir / KEY_FILE_NAME
     if path.exists():
         return _read_key_file(path), "file"
-    instance_dir.mkdir(parents=True, exist_ok=True)
+    if not instance_dir.exists():
+        # A directory we create holds a secret: owner only. An existing one is the operator's to set.
+        instance_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = secrets.token_bytes(MIN_KEY_BYTES)
-    try:
-        # O_EXCL: two processes starting at once must not each write (and use) their own key.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return _read_key_file(path), "file"
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(key.hex() + "\n")
+    if not _publish_key_file(path, (key.hex() + "\n").encode("ascii")):
+        return _read_key_file(path), "file"  # another process published its key first: use that one
     logger.info("generated a local privacy key in %s (not for production)", path)
     return key, "generated"
+
+
+def _publish_key_file(path: Path, content: bytes) -> bool:
+    """Write ``content`` to ``path`` atomically with mode 0600; False if ``path`` already exists.
+
+    The key is written and fsynced into a private temporary file (created 0600 whatever the
+    umask, O_EXCL), then hard-linked to its name: the name never points at a partial or
+    wider-permission file, and of two processes starting at once exactly one key wins (the other
+    process's link fails and it reads the winner's key).
+    """
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        try:
+            os.fchmod(fd, 0o600)  # the umask can only narrow 0600; be explicit anyway
+            view = memoryview(content)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def _read_key_file(path: Path) -> bytes:
