@@ -219,6 +219,9 @@ def _parsed_problems(env: Mapping[str, str]) -> list[str]:
         except errors as error:
             text = " ".join(str(error).split())
             problems.append(text if text.startswith(name) else f"{name}: {text}")
+        except (ValueError, OSError) as error:
+            # e.g. a PROXY_LIST so long the path probe fails: the value may be a secret, never echo it
+            problems.append(f"{name} cannot be parsed ({type(error).__name__})")
     return problems
 
 
