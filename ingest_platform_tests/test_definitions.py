@@ -113,11 +113,78 @@ def test_unknown_environment_is_a_clear_error(dagster_home) -> None:
         resources_for("staging")
 
 
-def test_prod_loads_with_a_real_key_and_reads_snowflake_settings_through_envvars(dagster_home) -> None:
-    # Only the privacy key is checked at load; every other secret is an EnvVar resolved at run time.
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("SNOWFLAKE_", "APIFY_"))}
-    code = "import ingest_platform.definitions as d; w = d.defs.resources['warehouse']; print(w.engine)"
-    key = "hex:" + hashlib.sha256(b"a test key, never a real one").hexdigest()
-    result = _python(code, {**env, "INGEST_ENV": "prod", "PRIVACY_HMAC_KEY": key})
+PROD_SETTINGS = {
+    "INGEST_ENV": "prod",
+    "SNOWFLAKE_ACCOUNT": "myorg-myaccount",
+    "SNOWFLAKE_USER": "INGEST_LOADER_SVC",
+    "SNOWFLAKE_PASSWORD": "a-test-password",
+    "SNOWFLAKE_DATABASE": "ANALYTICS",
+    "SNOWFLAKE_WAREHOUSE": "LOAD_WH",
+    "INGEST_RAW_URI": "s3://my-bucket/ingest/raw",
+    "ORDERS_LANDING_URI": "s3://my-bucket/ingest/landing/orders",
+    "PROXY_LIST": "http://user:pw@gate.example.com:7000",
+    "PRIVACY_HMAC_KEY": "hex:" + hashlib.sha256(b"a test key, never a real one").hexdigest(),
+}
+
+
+def _without_settings() -> dict[str, str]:
+    prefixes = ("SNOWFLAKE_", "APIFY_", "PROXY_", "PRIVACY_", "INGEST_RAW", "ORDERS_", "TIKTOK_")
+    return {key: value for key, value in os.environ.items() if not key.startswith(prefixes)}
+
+
+def test_prod_loads_with_every_setting_and_reads_secrets_through_envvars(dagster_home) -> None:
+    code = (
+        "import ingest_platform.definitions as d; w = d.defs.resources['warehouse']; "
+        "print(w.engine, type(w.snowflake_password).__name__)"
+    )
+    result = _python(code, {**_without_settings(), **PROD_SETTINGS})
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split()[0] == "snowflake"
+    assert result.stdout.split()[:2] == ["snowflake", "EnvVar"]
+
+
+def test_definitions_validate_in_prod_refuses_and_names_every_missing_setting(dagster_home) -> None:
+    env = {**_without_settings(), "INGEST_ENV": "prod", "SNOWFLAKE_ACCOUNT": "https://xy12345.snowflakecomputing.com"}
+    result = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-m", "ingest_platform.definitions"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    lines = [line for line in output.splitlines() if "ConfigError" in line and "SNOWFLAKE_USER" in line]
+    assert lines, output[-3000:]
+    message = lines[-1]  # one line lists everything
+    for name in (
+        "SNOWFLAKE_ACCOUNT",
+        "SNOWFLAKE_USER",
+        "SNOWFLAKE_DATABASE",
+        "SNOWFLAKE_WAREHOUSE",
+        "SNOWFLAKE_PASSWORD",
+        "INGEST_RAW_URI",
+        "ORDERS_LANDING_URI",
+        "PROXY_LIST",
+        "PRIVACY_HMAC_KEY",
+    ):
+        assert name in message, (name, message)
+    assert "is a URL" in message
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"TIKTOK_TARGETS": "@@not a handle"},
+        {"ORDERS_BUFFER_COUNT_RECORDS": "lots"},
+        {"INGEST_ENV": "staging"},
+        {"PROXY_LIST": "http://user:pw@:7000"},
+    ],
+)
+def test_a_malformed_local_setting_refuses_to_load_with_one_line(bad: dict[str, str], dagster_home) -> None:
+    env = {**_without_settings(), "INGEST_ENV": "local", **bad}
+    result = _python("import ingest_platform.definitions", env)
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("ingest_platform.settings.ConfigError: ")
+    assert next(iter(bad)) in last
