@@ -173,3 +173,110 @@ def test_daily_cost_prefers_metering_history_when_readable(
     late = wh.daily_cost(datetime.now(UTC).date())
     assert late.source == "ledger_estimate"
     assert "latency" in late.note
+
+
+# ---- authentication: password or key pair, exactly one --------------------------------------------
+
+
+def _rsa_key(passphrase: str | None) -> tuple[str, bytes]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    encryption = (
+        serialization.BestAvailableEncryption(passphrase.encode())
+        if passphrase
+        else serialization.NoEncryption()
+    )
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    der = key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return pem.decode(), der
+
+
+@pytest.fixture
+def connect_calls() -> Iterator[list[dict[str, Any]]]:
+    """The kwargs of every ``snowflake.connector.connect`` call, each answered by fakesnow."""
+    import snowflake.connector
+
+    calls: list[dict[str, Any]] = []
+    with fakesnow.patch(extra_targets=list(FAKESNOW_EXTRA_TARGETS), nop_regexes=list(FAKESNOW_NOP_REGEXES)):
+        fake_connect = snowflake.connector.connect
+
+        def recording_connect(**kwargs: Any) -> Any:
+            calls.append(kwargs)
+            return fake_connect(database=kwargs["database"], schema=kwargs["schema"])
+
+        # restored before fakesnow unpatches, so fakesnow puts the real connect back
+        snowflake.connector.connect = recording_connect
+        try:
+            yield calls
+        finally:
+            snowflake.connector.connect = fake_connect
+
+
+def _snowflake_resource(**auth: str | None) -> Any:
+    from ingest_platform.dagster_layer.resources import WarehouseResource
+
+    return WarehouseResource(
+        engine="snowflake",
+        snowflake_account="myorg-myaccount",
+        snowflake_user="INGEST_LOADER_SVC",
+        snowflake_role="INGEST_LOADER",
+        snowflake_database="TEST_DB",
+        snowflake_schema="PUBLIC",
+        snowflake_warehouse="LOAD_WH",
+        **auth,
+    )
+
+
+def test_an_encrypted_private_key_reaches_connect_as_der_bytes(connect_calls: list[dict[str, Any]]) -> None:
+    pem, der = _rsa_key("a passphrase")
+    warehouse = _snowflake_resource(
+        snowflake_private_key=pem, snowflake_private_key_passphrase="a passphrase"
+    ).open()
+    assert warehouse.read_sql("SELECT 1 AS one")["one"].tolist() == [1]
+    assert connect_calls, "connect was never called"
+    kwargs = connect_calls[0]
+    assert kwargs["private_key"] == der
+    assert "password" not in kwargs and "private_key_file_pwd" not in kwargs
+    assert (kwargs["account"], kwargs["user"], kwargs["warehouse"]) == (
+        "myorg-myaccount",
+        "INGEST_LOADER_SVC",
+        "LOAD_WH",
+    )
+
+
+def test_a_key_file_and_a_password_each_authenticate(
+    connect_calls: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    pem, der = _rsa_key(None)
+    path = tmp_path / "rsa_key.p8"
+    path.write_text(pem)
+    _snowflake_resource(snowflake_private_key_path=str(path)).open().read_sql("SELECT 1 AS one")
+    _snowflake_resource(snowflake_password="a-password").open().read_sql("SELECT 1 AS one")
+    assert connect_calls[0]["private_key"] == der and "password" not in connect_calls[0]
+    assert connect_calls[1]["password"] == "a-password" and "private_key" not in connect_calls[1]
+
+
+@pytest.mark.parametrize(
+    ("auth", "named"),
+    [
+        ({"snowflake_private_key_passphrase": "WrongPassphrase1"}, "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE"),
+        ({"snowflake_private_key_passphrase": None}, "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE"),
+        ({"snowflake_password": "AlsoAPassword1"}, "exactly one"),
+    ],
+)
+def test_a_key_that_does_not_load_is_a_one_line_failure_naming_the_setting(
+    connect_calls: list[dict[str, Any]], auth: dict[str, str | None], named: str
+) -> None:
+    from dagster import Failure
+
+    pem, _ = _rsa_key("the right passphrase")
+    with pytest.raises(Failure) as raised:
+        _snowflake_resource(snowflake_private_key=pem, **auth).open()
+    message = raised.value.description or ""
+    assert named in message and "\n" not in message
+    assert "WrongPassphrase1" not in message and "AlsoAPassword1" not in message and "BEGIN" not in message
+    assert connect_calls == []
