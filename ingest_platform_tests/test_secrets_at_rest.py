@@ -357,3 +357,43 @@ def test_no_secret_in_any_job_snapshot(environment: str, dagster_home, tmp_path:
     for job in jobs:
         found += _hits(job["snapshot"].encode(), needles, f"{environment} {job['job']} snapshot")
     assert found == [], sorted(set(found))
+
+
+def test_a_failed_alert_delivery_is_logged_without_the_webhook_token(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    from dagster import (
+        AssetCheckResult,
+        AssetCheckSpec,
+        DagsterInstance,
+        Definitions,
+        MaterializeResult,
+        asset,
+        build_sensor_context,
+        materialize,
+    )
+
+    from ingest_platform.dagster_layer.alerts import AlertsResource, check_alert_sensor
+
+    token = "T0KEN" + secrets.token_hex(8)
+
+    @asset(check_specs=[AssetCheckSpec("always_fails", asset="watched")])
+    def watched():  # no annotation: a string one (future import) cannot resolve in a local scope
+        return MaterializeResult(check_results=[AssetCheckResult(check_name="always_fails", passed=False)])
+
+    instance = DagsterInstance.ephemeral()
+    assert materialize([watched], instance=instance, raise_on_error=False) is not None
+    # A URL without its scheme (a common slip): urllib's error quotes the whole URL, token included.
+    alerts = AlertsResource(webhook_url=f"hooks.example.com/services/{token}")
+    context = build_sensor_context(
+        instance=instance,
+        definitions=Definitions(assets=[watched], sensors=[check_alert_sensor]),
+        resources={"alerts": alerts},
+    )
+    capfd.readouterr()
+    check_alert_sensor(context)
+    captured = capfd.readouterr()
+    messages = (captured.out + captured.err).splitlines()
+    delivery = [message for message in messages if "alert delivery failed" in message]
+    assert delivery, messages
+    assert all(token not in message for message in delivery), delivery

@@ -2,9 +2,14 @@
 
 Dagster OSS sends nothing when a check fails, so a cursor sensor reads each check's latest
 evaluation and alerts on state changes (``ingest_platform.alerting`` holds the rules).
+
+The webhook URL (its path or query is the token) and the Slack token are secrets: they reach
+``AlertsResource`` as ``EnvVar`` only, and every delivery problem is passed through
+``AlertsResource.redact`` before it is logged, since the sensor log is stored in the event log.
 """
 
 import json
+from urllib.parse import quote, urlsplit
 
 from dagster import (
     AssetCheckKey,
@@ -27,6 +32,7 @@ from ingest_platform.alerting import (
     deliver,
     run_failure_alert,
 )
+from ingest_platform.scraping.proxy_config import redact_secrets
 
 
 class AlertsResource(ConfigurableResource):
@@ -36,6 +42,21 @@ class AlertsResource(ConfigurableResource):
     slack_token: str | None = Field(default=None, description="ALERT_SLACK_TOKEN (secret).")
     slack_channel: str | None = Field(default=None, description="ALERT_SLACK_CHANNEL, e.g. #data-alerts.")
     ui_base_url: str = Field(default="http://127.0.0.1:3000", description="DAGSTER_UI_URL, for run links.")
+
+    def redact(self, text: str) -> str:
+        """``text`` without the webhook URL's secret parts or the Slack token (in any spelling).
+
+        An HTTP client's error may quote the whole URL (``unknown url type: '…'``) or a response
+        may echo the token; the sensor log would then keep it in the event log for good.
+        """
+        secrets: list[str] = []
+        if self.webhook_url:
+            parts = urlsplit(self.webhook_url)
+            secrets += [self.webhook_url, parts.query, parts.path if len(parts.path) > 1 else ""]
+        if self.slack_token:
+            secrets.append(self.slack_token)
+        secrets += [quote(secret, safe="") for secret in secrets if secret]
+        return redact_secrets(text, secrets=[secret for secret in secrets if len(secret) >= 4])
 
     def senders(self) -> list[AlertSender]:
         senders: list[AlertSender] = []
@@ -107,7 +128,7 @@ def check_alert_sensor(context: SensorEvaluationContext, alerts: AlertsResource)
     for alert in to_send:
         context.log.info(alert.text)
     for problem in problems:
-        context.log.warning(f"alert delivery failed: {problem}")
+        context.log.warning(f"alert delivery failed: {alerts.redact(problem)}")
     context.update_cursor(json.dumps(new_state, sort_keys=True))
     if not to_send:
         return SkipReason(f"no check changed state ({len(evaluations)} checks watched)")
@@ -135,4 +156,4 @@ def run_failure_alert_sensor(context: RunFailureSensorContext, alerts: AlertsRes
         context.dagster_run.job_name, context.dagster_run.run_id, error, alerts.ui_base_url
     )
     for problem in deliver([alert], alerts.senders()):
-        context.log.warning(f"alert delivery failed: {problem}")
+        context.log.warning(f"alert delivery failed: {alerts.redact(problem)}")
