@@ -46,7 +46,8 @@ def _env(name: str, default: str) -> str:
 
 def _secret(name: str) -> EnvVar | None:
     """``EnvVar(name)`` when the secret is set, else None: never its value (Dagster would store it)."""
-    assert name in SECRET_SETTINGS, name
+    if name not in SECRET_SETTINGS:
+        raise KeyError(f"{name} is not listed in ingest_platform.settings.SECRET_SETTINGS")
     return EnvVar(name) if (os.environ.get(name) or "").strip() else None
 
 
@@ -64,7 +65,7 @@ def local_resources() -> dict[str, Any]:
         ),
         "proxy_pool": ProxyPoolResource(proxy_list=_secret("PROXY_LIST") or ""),
         "tiktok_scraper": TikTokScraperResource(
-            base_url=_env("TIKTOK_BASE_URL", SANDBOX_DEFAULT_URL),
+            base_url=setting("TIKTOK_BASE_URL", environment="local"),
             targets=_env("TIKTOK_TARGETS", ""),
             target_lists=_env("TIKTOK_TARGET_LISTS", ""),
             browser_executable=os.environ.get("INGEST_BROWSER_PATH"),
