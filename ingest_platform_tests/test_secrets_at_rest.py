@@ -397,3 +397,64 @@ def test_a_failed_alert_delivery_is_logged_without_the_webhook_token(
     delivery = [message for message in messages if "alert delivery failed" in message]
     assert delivery, messages
     assert all(token not in message for message in delivery), delivery
+
+
+def test_the_snowflake_resource_path_leaves_no_secret_in_the_instance(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that loads into Snowflake (fakesnow) with a password, then with an encrypted key pair:
+    neither the password, the passphrase nor the key's PEM is anywhere in the instance."""
+    import fakesnow
+    import pandas as pd
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from dagster import DagsterInstance, EnvVar, asset, materialize
+
+    from ingest_platform.dagster_layer.resources import WarehouseResource
+    from ingest_platform.warehouse.snowflake_warehouse import FAKESNOW_NOP_REGEXES
+
+    known = {"password": "SfPw" + secrets.token_hex(8), "passphrase": "SfPp" + secrets.token_hex(8)}
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(known["passphrase"].encode()),
+    ).decode()
+    known["pem_body"] = pem.splitlines()[5]  # one line of the key's base64 body
+    monkeypatch.setenv("SNOWFLAKE_PASSWORD", known["password"])
+    monkeypatch.setenv("SNOWFLAKE_PRIVATE_KEY", pem)
+    monkeypatch.setenv("SNOWFLAKE_PRIVATE_KEY_PASSPHRASE", known["passphrase"])
+
+    # required_resource_keys, not an annotated parameter: string annotations can't resolve here
+    @asset(required_resource_keys={"warehouse"})
+    def loaded(context):
+        frame = pd.DataFrame({"order_id": ["o1", "o2"], "amount": [1.5, 2.5]})
+        warehouse = context.resources.warehouse.open()
+        warehouse.merge("ORDERS_TEST", frame, key_columns=["order_id"], query_tag="t")
+
+    common = {
+        "engine": "snowflake",
+        "snowflake_account": "myorg-myaccount",
+        "snowflake_user": "INGEST_LOADER_SVC",
+        "snowflake_database": "TEST_DB",
+        "snowflake_schema": "PUBLIC",
+        "snowflake_warehouse": "LOAD_WH",
+    }
+    by_password = WarehouseResource(**common, snowflake_password=EnvVar("SNOWFLAKE_PASSWORD"))
+    by_key = WarehouseResource(
+        **common,
+        snowflake_private_key=EnvVar("SNOWFLAKE_PRIVATE_KEY"),
+        snowflake_private_key_passphrase=EnvVar("SNOWFLAKE_PRIVATE_KEY_PASSPHRASE"),
+    )
+    home = tmp_path / "home"
+    home.mkdir()
+    with (
+        DagsterInstance.local_temp(str(home)) as instance,
+        fakesnow.patch(nop_regexes=list(FAKESNOW_NOP_REGEXES)),
+    ):
+        for resource in (by_password, by_key):
+            result = materialize([loaded], instance=instance, resources={"warehouse": resource})
+            assert result.success
+    found, kinds = scan_tree(home, _needles(known))
+    assert kinds["sqlite"] >= 1, kinds
+    assert found == [], sorted(set(found))
