@@ -3,7 +3,7 @@
 ``ConfigError`` is the one exception type for a setting that is missing or malformed: its text
 is a single line that names the setting and the fix, so the CLI and the code location can show
 it as is (no traceback). ``check_settings`` looks at the whole environment at once and reports
-every problem in one message, ``; ``-separated.
+every problem in one message, ``; ``-separated, each problem cut at 300 characters.
 
 Rules:
 
@@ -148,7 +148,15 @@ def check_settings(environ: Mapping[str, str] | None = None) -> None:
     if name == "prod":
         problems += _prod_problems(env)
     if problems:
-        raise ConfigError("; ".join(problems))
+        raise ConfigError("; ".join(_shorten(problem) for problem in problems))
+
+
+MAX_PROBLEM_CHARS = 300
+
+
+def _shorten(problem: str) -> str:
+    """One problem, at most ``MAX_PROBLEM_CHARS``: a 10 MB value must not become a 10 MB message."""
+    return problem if len(problem) <= MAX_PROBLEM_CHARS else problem[: MAX_PROBLEM_CHARS - 1] + "…"
 
 
 def _set(env: Mapping[str, str], name: str) -> str:

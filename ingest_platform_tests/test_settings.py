@@ -326,4 +326,11 @@ def test_hostile_values_give_a_config_error_or_nothing(env: dict[str, str], prod
     try:
         check_settings(env)
     except ConfigError as error:
-        assert "\n" not in str(error) and str(error)
+        message = str(error)
+        assert "\n" not in message and message
+        assert len(message) <= 320 * (message.count("; ") + 1)  # a huge value is not echoed whole
+
+
+def test_a_huge_value_gives_a_short_message() -> None:
+    message = problems_of({"TIKTOK_TARGETS": "@" * 1_000_000, "ORDERS_BUFFER_COUNT_RECORDS": "9" * 5000})
+    assert len(message) < 700 and "TIKTOK_TARGETS" in message and "ORDERS_BUFFER_COUNT_RECORDS" in message
