@@ -236,3 +236,10 @@ def test_redact_secrets_leaves_text_without_credentials_alone(text: str) -> None
 
 def test_redact_secrets_masks_known_literals() -> None:
     assert redact_secrets(f"password is {SECRET}!", secrets=[SECRET, ""]) == "password is ***!"
+
+
+@pytest.mark.parametrize("token", ["x" * 300, "/tmp/" + "y" * 300])
+def test_a_token_too_long_for_a_file_name_is_a_config_error_not_an_os_error(token: str) -> None:
+    # Path.is_file() raises ENAMETOOLONG on such names; the parser must still answer with its own error.
+    with pytest.raises(ProxyConfigError):
+        parse_proxy_list(token)

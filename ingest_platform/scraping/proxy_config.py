@@ -128,7 +128,7 @@ def parse_proxy_list(value: str | None, *, setting: str = DEFAULT_SETTING) -> li
     source = None
     if _looks_like_path(text):
         path = Path(text).expanduser()
-        if not path.is_file():
+        if not _is_file(path):
             raise ProxyConfigError(
                 f"{setting}: {_mask_unparsed(text)!r} looks like a file path but no such file exists "
                 "(give proxy URLs separated by commas or newlines, or the path of an existing file)"
@@ -247,7 +247,16 @@ def _looks_like_path(text: str) -> bool:
     """One token with a path separator (entries have none outside '://'), '~', or an existing file."""
     if any(sep in text for sep in ("\n", ",", "://", "@")):
         return False
-    return "/" in text or "\\" in text or text.startswith("~") or Path(text).is_file()
+    return "/" in text or "\\" in text or text.startswith("~") or _is_file(Path(text))
+
+
+def _is_file(path: Path) -> bool:
+    # Path.is_file() raises on a name the OS refuses outright (ENAMETOOLONG for a 256+ character
+    # token): such a value is not a file, and the caller reports it as a bad entry.
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def _split_entry(raw: str) -> tuple[str, str, str, str | None, str | None]:
