@@ -154,8 +154,8 @@ def prepare_home(home: Path | None = None, *, source: Path | None = None) -> Pat
 
     The home's dagster.yaml follows the repo's: when the repo's file changed since the CLI last
     installed it, the home copy is replaced and one line says so. A home copy that someone edited
-    (it no longer matches what the CLI installed, or was never installed by it) is kept, and one
-    line says how to take the repo's instead: a user's edit is never overwritten silently.
+    (it no longer matches what the CLI installed, or no stamp says the CLI installed it) is kept,
+    and one line says how to take the repo's instead: a user's edit is never overwritten.
     """
     home = (home or Path(os.environ.get("DAGSTER_HOME") or REPO_ROOT / ".dagster_home")).resolve()
     home.mkdir(parents=True, exist_ok=True)
@@ -175,8 +175,8 @@ def prepare_home(home: Path | None = None, *, source: Path | None = None) -> Pat
                 stamp.write_text(wanted + "\n")
         else:
             _say(
-                f"note: {target} differs from {source} and was edited here, so it is kept; "
-                f"delete it to take the repo's version"
+                f"note: {target} differs from {source} and is kept (edited there, or installed by an "
+                "older ingest-platform); delete it to take the repo's version"
             )
     os.environ["DAGSTER_HOME"] = str(home)
     return home

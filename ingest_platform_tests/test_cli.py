@@ -195,7 +195,7 @@ def test_home_config_follows_the_repo_but_keeps_a_users_edit(tmp_path, monkeypat
     prepare_home(home, source=source)
     assert (home / "dagster.yaml").read_text() == "# mine\ntelemetry:\n  enabled: true\n"
     err = capsys.readouterr().err
-    assert "was edited here, so it is kept; delete it to take the repo's version" in err
+    assert "differs from" in err and "is kept" in err and "delete it to take the repo's version" in err
     assert len(err.splitlines()) == 1
 
     (home / "dagster.yaml").unlink()
