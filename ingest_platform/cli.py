@@ -41,7 +41,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from ingest_platform.settings import ConfigError, check_settings
+from ingest_platform.settings import ENVIRONMENTS, ConfigError, check_settings
 
 PROG = "ingest-platform"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -109,14 +109,15 @@ def preflight(command: str, *, local_only: bool = False) -> str | None:
     Raises ``ConfigError`` (one line naming the setting and the fix). Returns a note to show when
     the command overrides a setting the user made (the sandboxed commands' target lists).
     """
-    check_settings()
     environment = os.environ.get("INGEST_ENV") or "local"
-    if local_only and environment != "local":
+    # Checked first: a prod environment's missing settings are beside the point for a local command.
+    if local_only and environment != "local" and environment in ENVIRONMENTS:
         raise ConfigError(
             f"INGEST_ENV={environment!r}: `{PROG} {command}` runs on the local sandbox and DuckDB only; "
             f"unset INGEST_ENV (or set INGEST_ENV=local), or for {environment} run "
             "`dagster dev -m ingest_platform.definitions` / deploy as in docs/deploy.md"
         )
+    check_settings()
     user_targets = [name for name in ("TIKTOK_TARGET_LISTS", "TIKTOK_TARGETS") if os.environ.get(name)]
     _check_target_settings()
     if local_only and user_targets:
@@ -129,20 +130,20 @@ def preflight(command: str, *, local_only: bool = False) -> str | None:
 
 
 def _check_target_settings() -> None:
-    """TIKTOK_TARGET_LISTS, else TIKTOK_TARGETS, parsed as the code location will parse them."""
+    """TIKTOK_TARGET_LISTS, else TIKTOK_TARGETS (the list 'default'), parsed as the code location
+    parses them, so a typo stops the command here rather than a scrape hours later."""
     from ingest_platform.scraping.target_lists import TargetListError, parse_target_lists
     from ingest_platform.scraping.targets import parse_targets
 
+    lists = os.environ.get("TIKTOK_TARGET_LISTS", "")
     try:
-        lists = parse_target_lists(os.environ.get("TIKTOK_TARGET_LISTS"))
+        parse_target_lists(lists)
+        if not lists.strip():
+            parse_targets(os.environ.get("TIKTOK_TARGETS", ""))
     except TargetListError as error:
         raise ConfigError(str(error)) from None
-    targets = os.environ.get("TIKTOK_TARGETS", "")
-    if "TIKTOK_TARGET_LISTS" not in os.environ or not lists or not os.environ["TIKTOK_TARGET_LISTS"].strip():
-        try:
-            parse_targets(targets)
-        except ValueError as error:
-            raise ConfigError(f"TIKTOK_TARGETS {error}") from None
+    except ValueError as error:
+        raise ConfigError(f"TIKTOK_TARGETS {error}") from None
 
 
 def _sha256(path: Path) -> str:
@@ -477,6 +478,8 @@ def run_dev(args: argparse.Namespace) -> int:
 
         apply_pool_limits(DagsterInstance.get())
         url = f"http://{args.host}:{args.port}"
+        # Alerts link to runs in this UI unless the user points them elsewhere.
+        env.setdefault("DAGSTER_UI_URL", url)
         print(f"Sandbox TikTok at {server.base_url}; DAGSTER_HOME={home}", flush=True)
         # Quiet by default: the UI shows every run, log and check. Dagster's service logs (and their
         # first-start warnings about cursors and beta APIs) are for -v. The dg hint is silenced: the
@@ -533,7 +536,7 @@ def run_sandbox(args: argparse.Namespace) -> int:
     from ingest_platform.sandbox.server import serve_forever
 
     serve_forever(args.host, args.port, scenario=args.scenario)
-    return EXIT_OK
+    return 0
 
 
 def run_parse_page(args: argparse.Namespace) -> int:

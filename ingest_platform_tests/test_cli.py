@@ -140,7 +140,7 @@ _MISTAKES = [
     ("demo", {"TIKTOK_TARGETS": "bad target"}, "TIKTOK_TARGETS target 1 'bad target': not a target; write"),
     ("dev", {"TIKTOK_TARGETS": "@ok,bad target"}, "TIKTOK_TARGETS target 2 'bad target'"),
     ("demo", {"TIKTOK_TARGET_LISTS": "creators=@a; creators=@b"}, "TIKTOK_TARGET_LISTS entry 2: list"),
-    ("scrub", {"INGEST_ENV": "prod"}, "PRIVACY_HMAC_KEY is not set"),
+    ("scrub", {"INGEST_ENV": "prod"}, "PRIVACY_HMAC_KEY"),
 ]
 
 
