@@ -1,6 +1,6 @@
 """The ``ingest-platform`` command: demo, dev, sandbox, parse-page, scrub.
 
-Rules the command keeps (README "The ingest-platform command" documents them for users):
+Rules the command keeps (README "Two commands" documents them for users):
 
 - Every import beyond the standard library happens inside the command that needs it, so
   ``ingest-platform --help`` answers instantly.
@@ -35,6 +35,7 @@ import sys
 import threading
 import time
 import urllib.request
+import warnings
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -192,10 +193,8 @@ def apply_pool_limits(instance: Any) -> None:
 def quiet_dagster_warnings(verbose: int) -> Iterator[None]:
     """Hide Dagster's Beta/Preview/Supersession notes (addressed to the platform's developers,
     nothing a user can act on) unless ``-v``."""
-    with __import__("warnings").catch_warnings():
+    with warnings.catch_warnings():
         if not verbose:
-            import warnings
-
             from dagster import BetaWarning, PreviewWarning, SupersessionWarning
 
             for category in (BetaWarning, PreviewWarning, SupersessionWarning):

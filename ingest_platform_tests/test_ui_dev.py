@@ -84,8 +84,10 @@ def _ui_answers(port: int) -> bool:
         return False
 
 
-@pytest.mark.parametrize("target", ["process group", "process alone"])
-def test_sigterm_stops_dagster_dev_and_the_sandbox_and_leaves_no_process(tmp_path, target: str) -> None:
+@pytest.mark.parametrize(("target", "verbose"), [("process group", False), ("process alone", True)])
+def test_sigterm_stops_dagster_dev_and_the_sandbox_and_leaves_no_process(
+    tmp_path, target: str, verbose: bool
+) -> None:
     ui_port, sandbox_port = _free_port(), _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("TIKTOK_TARGETS", "TIKTOK_TARGET_LISTS")}
     env.update({"DAGSTER_HOME": str(tmp_path / "home"), "INGEST_ENV": "local"})
@@ -93,7 +95,7 @@ def test_sigterm_stops_dagster_dev_and_the_sandbox_and_leaves_no_process(tmp_pat
     with stdout.open("wb") as out, stderr.open("wb") as err:
         command = [
             sys.executable, "-m", "ingest_platform.cli", "dev", "--home", str(tmp_path / "home"),
-            "--port", str(ui_port), "--sandbox-port", str(sandbox_port),
+            "--port", str(ui_port), "--sandbox-port", str(sandbox_port), *(["-v"] if verbose else []),
         ]  # fmt: skip
         # Its own group, as a service manager or `setsid` starts it (and so the test can signal it).
         process = subprocess.Popen(
@@ -108,6 +110,7 @@ def test_sigterm_stops_dagster_dev_and_the_sandbox_and_leaves_no_process(tmp_pat
         )
         assert process.poll() is None, stderr.read_text()
         assert _wait_until(lambda: _ui_answers(ui_port), START_WAIT_S)
+        _wait_until(lambda: ready in stderr.read_text(), 10)  # it polls every 0.5 s; asserted below
         # The sandbox may have fallen back to another port: the command prints the one it uses.
         match = re.search(r"Sandbox TikTok at http://127\.0\.0\.1:(\d+)", stdout.read_text())
         assert match, stdout.read_text()
@@ -132,9 +135,14 @@ def test_sigterm_stops_dagster_dev_and_the_sandbox_and_leaves_no_process(tmp_pat
         for pid in _alive(tree):  # a failing run must not leave a UI behind
             os.kill(pid, signal.SIGKILL)
 
-    # A default start shows the sandbox, the UI address and nothing a user cannot act on.
     screen = stdout.read_text() + stderr.read_text()
     assert ready in screen
     assert "Traceback" not in screen
-    for noise in ("Warning", "WARNING", "dg dev", "will not be used", "DEBUG"):
-        assert noise not in screen, screen
+    # Never, not even with -v (the test runs from the repo, next to its dagster.yaml): the hint at
+    # the `dg` tool, which is not installed, and the warning about a dagster.yaml in the folder.
+    assert "dg dev" not in screen and "will not be used" not in screen, screen
+    if verbose:  # -v shows Dagster's service logs
+        assert "Serving dagster-webserver" in screen
+    else:  # a default start: the sandbox, the UI address, and nothing a user cannot act on
+        for noise in ("Warning", "WARNING", "DEBUG", "INFO"):
+            assert noise not in screen, screen
