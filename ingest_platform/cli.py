@@ -320,16 +320,26 @@ def _check_line(check: dict[str, Any], partition: str | None) -> str:
     return line
 
 
+def _first(metadata: dict[str, Any], *names: str) -> int:
+    return next((int(metadata[name]) for name in names if name in metadata), 0)
+
+
 def _orders_line(metadata: dict[str, Any]) -> str:
-    records_in = int(metadata.get("records_in", 0))
-    loaded = int(metadata.get("rows_loaded", metadata.get("dagster/row_count", 0)))
-    superseded = int(metadata.get("superseded", 0))
-    dead = int(metadata.get("dead_letters", 0))
-    files = int(metadata.get("files_loaded", 0)) + int(metadata.get("files_quarantined", 0))
-    quarantined = int(metadata.get("files_quarantined", 0))
+    """The ORDERS load as one sum: every record read went exactly one way.
+
+    Reads the per-file reconciliation figures (``rows_read``, ``rows_merged``, ``rows_superseded``,
+    ``quarantined_records``) and falls back to the older ``records_in``/``rows_loaded`` names.
+    """
+    read = _first(metadata, "rows_read", "records_in")
+    loaded = _first(metadata, "rows_merged", "rows_loaded", "dagster/row_count")
+    superseded = _first(metadata, "rows_superseded")
+    dead = _first(metadata, "dead_letters")
+    in_quarantine = _first(metadata, "quarantined_records")
+    quarantined_files = _first(metadata, "files_quarantined")
+    files = _first(metadata, "files_loaded") + quarantined_files
     return (
-        f"orders: {records_in} records read from {files} file(s) = {loaded} loaded + {superseded} "
-        f"superseded + {dead} dead-lettered; {quarantined} file(s) quarantined"
+        f"orders: {read} records read from {files} file(s) = {loaded} loaded + {superseded} superseded "
+        f"+ {dead} dead-lettered + {in_quarantine} in {quarantined_files} quarantined file(s)"
     )
 
 

@@ -253,7 +253,7 @@ def test_demo_order_counts_reconcile_on_screen(demo) -> None:
     )
     orders = re.search(
         r"^orders: (\d+) records read from (\d+) file\(s\) = (\d+) loaded \+ (\d+) superseded "
-        r"\+ (\d+) dead-lettered; (\d+) file\(s\) quarantined",
+        r"\+ (\d+) dead-lettered \+ (\d+) in (\d+) quarantined file\(s\)$",
         demo.stdout,
         re.MULTILINE,
     )
@@ -261,9 +261,9 @@ def test_demo_order_counts_reconcile_on_screen(demo) -> None:
     dead_table = re.search(r"^  dead_letters\s+(\d+)$", demo.stdout, re.MULTILINE)
     assert seeded and orders and table and dead_table, demo.stdout
     files, lines, bad_rows = (int(x) for x in seeded.groups())
-    read, files_read, loaded, superseded, dead, quarantined = (int(x) for x in orders.groups())
+    read, files_read, loaded, superseded, dead, in_quarantine, quarantined = (int(x) for x in orders.groups())
     assert (files_read, read) == (files, lines)  # every file and line in the landing zone was read
-    assert read == loaded + superseded + dead  # and each line went exactly one way
-    assert dead == bad_rows + 1 and quarantined == 0  # the invalid rows and the corrupt line
+    assert read == loaded + superseded + dead + in_quarantine  # and each line went exactly one way
+    assert dead == bad_rows + 1 and (in_quarantine, quarantined) == (0, 0)  # bad rows + the corrupt line
     assert int(table[1]) == loaded  # the table holds what was loaded
     assert int(dead_table[1]) >= dead
