@@ -34,7 +34,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 import warnings
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -443,6 +442,8 @@ def _run_demo_jobs(args: argparse.Namespace, home: Path) -> int:
 
 
 def _ui_answers(url: str) -> bool:
+    import urllib.request
+
     try:
         with urllib.request.urlopen(f"{url}/server_info", timeout=2) as response:
             return response.status == 200

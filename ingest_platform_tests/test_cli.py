@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest_platform_tests.conftest import REPO_ROOT, shared_fixtures_dir
+from ingest_platform_tests.conftest import REPO_ROOT, modules_loaded_by, shared_fixtures_dir
 
 TIKTOK = shared_fixtures_dir() / "tiktok"
 
@@ -94,6 +94,13 @@ def test_top_level_help_is_for_users_with_examples_and_exit_codes() -> None:
         assert f"\n  {code}" in result.stdout.split("exit codes:")[1]
     for command in ("demo", "dev", "sandbox", "parse-page", "scrub"):
         assert re.search(rf"^    {command}\b", result.stdout, re.MULTILINE)
+
+
+def test_help_loads_no_heavy_library() -> None:
+    # `ingest-platform --help` must answer at once: Dagster, the sandbox's aiohttp and pandas load
+    # only inside the command that needs them.
+    loaded = modules_loaded_by(["ingest_platform.cli"], ["dagster", "aiohttp", "pandas", "playwright"])
+    assert loaded == {"dagster": [], "aiohttp": [], "pandas": [], "playwright": []}
 
 
 def test_version() -> None:

@@ -20,16 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from ingest_platform_tests.conftest import REPO_ROOT
+from ingest_platform_tests.conftest import REPO_ROOT, free_port
 
 START_WAIT_S = 120  # a bound on waiting for the UI (first start loads the code location), not a check
 STOP_WAIT_S = 60  # the command's own grace period is 20 s, then SIGKILL
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _listening(port: int) -> bool:
@@ -88,7 +82,7 @@ def _ui_answers(port: int) -> bool:
 def test_sigterm_stops_dagster_dev_and_the_sandbox_and_leaves_no_process(
     tmp_path, target: str, verbose: bool
 ) -> None:
-    ui_port, sandbox_port = _free_port(), _free_port()
+    ui_port, sandbox_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("TIKTOK_TARGETS", "TIKTOK_TARGET_LISTS")}
     env.update({"DAGSTER_HOME": str(tmp_path / "home"), "INGEST_ENV": "local"})
     stdout, stderr = tmp_path / "stdout", tmp_path / "stderr"
