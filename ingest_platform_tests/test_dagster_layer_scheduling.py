@@ -74,3 +74,39 @@ def test_a_bad_target_list_stops_the_load_with_one_message_naming_the_entry(tmp_
     result = _load(tmp_path, TIKTOK_TARGET_LISTS="creators=@alice; creators=@bob")
     assert result.returncode != 0
     assert "TIKTOK_TARGET_LISTS entry 2: list 'creators' is named twice" in result.stderr
+
+
+# The one default-status rule (scheduling.py, README "Schedules and sensors: on or off by default"):
+# what reaches outside sites or spends per-call money (jobs that materialize a `sources` asset: the
+# scrapes) starts STOPPED, and so does the sensor that only judges the scrapes' timing; everything
+# that works on data already here starts RUNNING.
+_OFF_BY_DEFAULT_SENSORS = {"freshness_checks_sensor"}
+
+
+def test_schedules_and_sensors_follow_one_default_status_rule() -> None:
+    from dagster import DefaultScheduleStatus, DefaultSensorStatus
+
+    from ingest_platform.definitions import defs
+
+    repository = defs.get_repository_def()
+
+    def reaches_outside(job_name: str | None) -> bool:
+        if job_name is None:
+            return False
+        keys = repository.get_job(job_name).asset_layer.selected_asset_keys
+        return any(repository.asset_graph.get(key).group_name == "sources" for key in keys)
+
+    schedules = {s.name: (s.default_status, reaches_outside(s.job_name)) for s in repository.schedule_defs}
+    assert {name for name, (_, outside) in schedules.items() if outside} >= {
+        "facebook_posts_job_schedule",
+        "tiktok_scrape_default_daily",
+    }
+    for name, (status, outside) in schedules.items():
+        expected = DefaultScheduleStatus.STOPPED if outside else DefaultScheduleStatus.RUNNING
+        assert status == expected, f"schedule {name}: {status}, the rule says {expected}"
+
+    for sensor in repository.sensor_defs:
+        jobs = [target.job_name for target in sensor.targets] if sensor.has_jobs else []
+        off = sensor.name in _OFF_BY_DEFAULT_SENSORS or any(reaches_outside(job) for job in jobs)
+        expected = DefaultSensorStatus.STOPPED if off else DefaultSensorStatus.RUNNING
+        assert sensor.default_status == expected, f"sensor {sensor.name}: {sensor.default_status}"

@@ -11,6 +11,7 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     Config,
+    DefaultScheduleStatus,
     MaterializeResult,
     MetadataValue,
     ScheduleDefinition,
@@ -99,5 +100,8 @@ def cost_report(
 
 
 cost_report_job = define_asset_job("cost_report_job", selection=[cost_report.key])
-# After warehouse_cost (04:00 UTC), so yesterday's warehouse figure is in.
-cost_report_schedule = ScheduleDefinition(job=cost_report_job, cron_schedule="0 5 * * *")
+# After warehouse_cost (04:00 UTC), so yesterday's warehouse figure is in. On by default, as all
+# that only reads data already here (the default-status rule: dagster_layer/scheduling.py).
+cost_report_schedule = ScheduleDefinition(
+    job=cost_report_job, cron_schedule="0 5 * * *", default_status=DefaultScheduleStatus.RUNNING
+)

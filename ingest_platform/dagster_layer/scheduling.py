@@ -4,6 +4,13 @@ Each list is its own partition of ``raw_tiktok_posts`` (date x target list), so 
 schedule: lists can be paused, backfilled and retried one by one, and their runs land on
 different workers. The run key (list + day) makes a schedule tick that is evaluated twice launch
 one run.
+
+Default status, one rule for every schedule and sensor of the platform (README "Schedules and
+sensors"): what reaches outside sites or spends per-call money starts STOPPED — the scrape
+schedules (TikTok per list, Facebook: proxies, CAPTCHA solving, Apify) — and so does
+``freshness_checks_sensor``, which only judges the scrapes' timing and would report them late while
+they are off. Everything that works on data already here starts RUNNING: the ORDERS loader, the
+posts automation, warehouse cost, the cost report, the loader-lag check, and the alerts.
 """
 
 from typing import Any
@@ -42,7 +49,7 @@ def tiktok_scrape_schedules(job: Any, *, cron: str = SCRAPE_CRON) -> list[Schedu
             execution_timezone="UTC",
             job=job,
             execution_fn=evaluate,
-            default_status=DefaultScheduleStatus.STOPPED,
+            default_status=DefaultScheduleStatus.STOPPED,  # scrapes cost money: the rule above
             description=f"Scrape TikTok target list {target_list!r} every day (today's partition).",
         )
 
