@@ -119,7 +119,6 @@ def preflight(command: str, *, local_only: bool = False) -> str | None:
         )
     check_settings()
     user_targets = [name for name in ("TIKTOK_TARGET_LISTS", "TIKTOK_TARGETS") if os.environ.get(name)]
-    _check_target_settings()
     if local_only and user_targets:
         return (
             f"note: `{PROG} {command}` scrapes the sandbox's own target lists; your "
@@ -127,23 +126,6 @@ def preflight(command: str, *, local_only: bool = False) -> str | None:
             "and deployments"
         )
     return None
-
-
-def _check_target_settings() -> None:
-    """TIKTOK_TARGET_LISTS, else TIKTOK_TARGETS (the list 'default'), parsed as the code location
-    parses them, so a typo stops the command here rather than a scrape hours later."""
-    from ingest_platform.scraping.target_lists import TargetListError, parse_target_lists
-    from ingest_platform.scraping.targets import parse_targets
-
-    lists = os.environ.get("TIKTOK_TARGET_LISTS", "")
-    try:
-        parse_target_lists(lists)
-        if not lists.strip():
-            parse_targets(os.environ.get("TIKTOK_TARGETS", ""))
-    except TargetListError as error:
-        raise ConfigError(str(error)) from None
-    except ValueError as error:
-        raise ConfigError(f"TIKTOK_TARGETS {error}") from None
 
 
 def _sha256(path: Path) -> str:

@@ -144,8 +144,8 @@ _MISTAKES = [
     ("demo", {"INGEST_ENV": "staging"}, "INGEST_ENV='staging' is not one of local, prod"),
     ("demo", {"INGEST_ENV": "prod"}, "INGEST_ENV='prod': `ingest-platform demo` runs on the local sandbox"),
     ("dev", {"INGEST_ENV": "prod"}, "INGEST_ENV='prod': `ingest-platform dev` runs on the local sandbox"),
-    ("demo", {"TIKTOK_TARGETS": "bad target"}, "TIKTOK_TARGETS target 1 'bad target': not a target; write"),
-    ("dev", {"TIKTOK_TARGETS": "@ok,bad target"}, "TIKTOK_TARGETS target 2 'bad target'"),
+    ("demo", {"TIKTOK_TARGETS": "bad target"}, "TIKTOK_TARGETS: target 1 'bad target': not a target; write"),
+    ("dev", {"TIKTOK_TARGETS": "@ok,bad target"}, "TIKTOK_TARGETS: target 2 'bad target'"),
     ("demo", {"TIKTOK_TARGET_LISTS": "creators=@a; creators=@b"}, "TIKTOK_TARGET_LISTS entry 2: list"),
     ("scrub", {"INGEST_ENV": "prod"}, "PRIVACY_HMAC_KEY"),
 ]
