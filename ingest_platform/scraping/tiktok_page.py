@@ -37,6 +37,8 @@ from ingest_platform.models import Post
 
 __all__ = [
     "CHALLENGE_SCOPE",
+    "MAX_COUNT",
+    "MAX_JSON_DEPTH",
     "USER_SCOPE",
     "VIDEO_SCOPE",
     "ChallengeInfo",
@@ -48,15 +50,20 @@ __all__ = [
     "PageStatus",
     "StateScriptInvalid",
     "StateScriptNotFound",
+    "UnparseableJSON",
     "UserInfo",
+    "clean_text",
     "extract_state",
     "item_to_post",
+    "json_depth_exceeds",
+    "loads_bounded",
     "page_result_to_jsonl",
     "parse_document",
     "parse_file",
     "parse_item_list",
     "parse_page",
     "parse_state",
+    "short_repr",
     "status_for_code",
 ]
 
@@ -966,7 +973,7 @@ def _created_at(raw: Any, item_id: str) -> datetime:
         try:
             seconds = parse_count(raw)
         except ValueError:
-            raise ValueError(f"createTime {_short(raw)} is not unix seconds") from None
+            raise ValueError(f"createTime {short_repr(raw)} is not unix seconds") from None
     if not seconds:
         # TikTok ids are snowflakes whose top 32 bits are the creation time in unix seconds.
         if _DIGITS_RE.fullmatch(item_id) and int(item_id) >> 32 > 0:
@@ -976,7 +983,7 @@ def _created_at(raw: Any, item_id: str) -> datetime:
     try:
         return datetime.fromtimestamp(seconds, UTC)
     except (OverflowError, OSError, ValueError):
-        raise ValueError(f"createTime {_short(raw)} is out of range") from None
+        raise ValueError(f"createTime {short_repr(raw)} is out of range") from None
 
 
 def _item_count(stats: Mapping[str, Any], stats_v2: Mapping[str, Any], key: str) -> int | None:
@@ -989,7 +996,7 @@ def _item_count(stats: Mapping[str, Any], stats_v2: Mapping[str, Any], key: str)
         try:
             return parse_count(value)
         except ValueError:
-            bad.append(f"{name}.{key}={_short(value)}")
+            bad.append(f"{name}.{key}={short_repr(value)}")
     if bad:
         raise ValueError(f"{' and '.join(bad)} is not a non-negative count")
     return None
@@ -1008,15 +1015,15 @@ def parse_count(value: Any) -> int | None:
     elif isinstance(value, str) and len(value) <= _MAX_ID_CHARS and _DIGITS_RE.fullmatch(value.strip()):
         result = int(value.strip())
     else:
-        raise ValueError(f"{_short(value)} is not a count")
+        raise ValueError(f"{short_repr(value)} is not a count")
     if result < 0:
-        raise ValueError(f"{_short(value)} is negative")
+        raise ValueError(f"{short_repr(value)} is negative")
     if result > MAX_COUNT:
-        raise ValueError(f"{_short(value)} is out of range")
+        raise ValueError(f"{short_repr(value)} is out of range")
     return result
 
 
-def _short(value: Any) -> str:
+def short_repr(value: Any) -> str:
     """``repr`` for a reason, cut short: a hostile value can be megabytes long."""
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
         return f"<integer of {value.bit_length()} bits>"
@@ -1059,13 +1066,13 @@ def _duration(value: Any) -> float | None:
     if isinstance(value, bool):
         raise ValueError("video.duration is a boolean")
     if isinstance(value, str) and len(value) > _MAX_ID_CHARS:
-        raise ValueError(f"video.duration {_short(value)} is not a number")
+        raise ValueError(f"video.duration {short_repr(value)} is not a number")
     try:
         seconds = float(value)
     except (TypeError, ValueError, OverflowError):
-        raise ValueError(f"video.duration {_short(value)} is not a number") from None
+        raise ValueError(f"video.duration {short_repr(value)} is not a number") from None
     if not math.isfinite(seconds) or seconds < 0:  # NaN, Infinity or negative
-        raise ValueError(f"video.duration {_short(value)} is not a valid duration")
+        raise ValueError(f"video.duration {short_repr(value)} is not a valid duration")
     # Slideshows report 0: no real duration, which is what None says.
     return seconds or None
 
@@ -1120,7 +1127,7 @@ def _opt_bool(value: Any, field: str) -> bool | None:
         return bool(int(value))
     if isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower() == "true"
-    raise ValueError(f"{field} {_short(value)} is not a boolean")
+    raise ValueError(f"{field} {short_repr(value)} is not a boolean")
 
 
 def _status_code_of(payload: Mapping[str, Any]) -> int | None:
