@@ -21,6 +21,10 @@ HTML without a browser. The kinds (:class:`BlockKind`) are the names counted in 
 ``connection_error``      no usable answer: the proxy is dead, refused or timed out, the proxy
                           refused our credentials (407), or a 5xx from the proxy or upstream
 ========================  ===================================================================
+
+:func:`scan_markup` reads the page with a small tokenizer of its own, linear in the page size on
+any input (``html.parser`` in CPython before 3.11.13 is quadratic on unclosed constructs); it
+keeps at most 5,000 elements, 4,000 characters of text and 1,000 of title, and never raises.
 """
 
 from __future__ import annotations

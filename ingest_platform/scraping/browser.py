@@ -9,6 +9,9 @@ real site signs them). Around that sits the anti-bot machinery:
   workers each drive one session at a time;
 - **a scored proxy pool** (``proxy_pool.py``): the healthiest proxy first, exponential quarantine
   after 403/429/10204/captcha/connection errors, :class:`ProxyPoolExhausted` when none is left;
+- **parsing off the event loop**: each loaded page is parsed and classified (``parse_page``,
+  ``classify_page``) and each item-list response read, in a worker thread (``asyncio.to_thread``),
+  so one large or hostile page never stalls the other sessions (the parsers are linear-time too);
 - **block detection** (``blocking.py``) on every load and every item-list response; a blocked page
   retires its session and is retried on a new one (another proxy, another fingerprint), at most
   ``max_attempts_per_target`` loads per page;
