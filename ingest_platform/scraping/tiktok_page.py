@@ -329,7 +329,7 @@ def extract_state(html: str) -> PageState:
 
 # A JSON string (escapes consumed pairwise, possessively) or a lone escape outside a string: the
 # escape alternative keeps an unterminated string from being retried at every escaped quote.
-_JSON_STRING_OR_ESCAPE_RE = re.compile(r'"(?:[^"\\]|\\.)*+"|\\.', re.DOTALL)
+_JSON_STRING_OR_ESCAPE_RE = re.compile(r'"[^"\\]*+(?:\\.[^"\\]*+)*+"|\\.', re.DOTALL)
 _NOT_BRACKET_RE = re.compile(r"[^\[\]{}]+")
 _DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 
@@ -850,6 +850,8 @@ _LONE_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 def clean_text(value: str) -> str:
     """``value`` with lone surrogates replaced by U+FFFD (json.loads already pairs valid ones)."""
+    if value.isascii():  # the common case, checked at C speed
+        return value
     return _LONE_SURROGATE_RE.sub("\ufffd", value)
 # Hashtags end at whitespace/punctuation/emoji. \w alone misses combining marks (Mn/Mc), which
 # Devanagari, Thai and friends need inside a word, so those ranges are added explicitly.
