@@ -24,7 +24,8 @@ HTML without a browser. The kinds (:class:`BlockKind`) are the names counted in 
 
 :func:`scan_markup` reads the page with a small tokenizer of its own, linear in the page size on
 any input (``html.parser`` in CPython before 3.11.13 is quadratic on unclosed constructs); it
-keeps at most 5,000 elements, 4,000 characters of text and 1,000 of title, and never raises.
+reads at most 100,000 tags and keeps at most 5,000 elements, 4,000 characters of text and 1,000
+of title, and never raises.
 """
 
 from __future__ import annotations
@@ -151,6 +152,9 @@ _TITLE_LIMIT = 1000
 # Block pages are small; a page with more elements than this is not one, and keeping them all would
 # let a hostile page grow the scan without bound.
 _MAX_ELEMENTS = 5000
+# Tags read before the scan stops: a real TikTok page has a few thousand outside its scripts, block
+# pages far fewer. Past this the page is junk, and the state parser decides what it is.
+_MAX_TAGS = 100_000
 
 # The markup scan is a small tokenizer of its own rather than ``html.parser``: CPython's parser (3.11
 # before 3.11.13) is quadratic on unclosed constructs (``<a `` repeated: 175 s for 80 KB) and a page
@@ -188,7 +192,9 @@ def scan_markup(html: str) -> MarkupScan:
     text_len = 0
     position = 0
     length = len(html)
-    while position < length:
+    tags = 0
+    while position < length and tags < _MAX_TAGS:
+        tags += 1
         match = _MARKUP_RE.search(html, position)
         stop = match.start() if match is not None else length
         if text_len < _TEXT_LIMIT and stop > position:
