@@ -341,7 +341,7 @@ json_values = st.recursive(
     lambda children: (
         st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
     ),
-    max_leaves=20,
+    max_leaves=12,
 )
 _ITEM_KEYS = [
     "id", "desc", "createTime", "author", "stats", "statsV2", "challenges", "textExtra", "music", "video",
