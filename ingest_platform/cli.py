@@ -532,17 +532,34 @@ def run_sandbox(args: argparse.Namespace) -> int:
 
 
 def run_parse_page(args: argparse.Namespace) -> int:
+    """Exit codes: 0 the page parsed with status ok; 1 it parsed to another status (private,
+    blocked, empty shell, or broken/unparseable: the reason is in the page line's ``error``);
+    2 the file cannot be read (missing, a directory, no permission, larger than 1 GiB).
+    Failures print one line on stderr, never a traceback. Bytes that are not UTF-8 are
+    replaced with U+FFFD and the page is parsed as it then reads."""
     from ingest_platform.scraping.tiktok_page import page_result_to_jsonl, parse_file
 
+    max_bytes = 1 << 30  # the whole file is read: past this it refuses rather than exhaust memory
     path = Path(args.file)
-    if not path.is_file():
-        print(f"parse-page: no such file: {path}", file=sys.stderr)
+    try:
+        if not path.is_file():
+            print(f"parse-page: no such file: {path}", file=sys.stderr)
+            return 2
+        size = path.stat().st_size
+        if size > max_bytes:
+            print(f"parse-page: {path} is {size} bytes, more than {max_bytes}", file=sys.stderr)
+            return 2
+        result = parse_file(path, source_url=args.url)
+    except (OSError, MemoryError) as error:
+        print(f"parse-page: cannot read {path}: {type(error).__name__}: {error}"[:300], file=sys.stderr)
         return 2
-    result = parse_file(path, source_url=args.url)
     for line in page_result_to_jsonl(result):
         print(line)
     # A page that is not "ok" is exactly what users run this to see: report it, and say so in the exit code.
-    return 0 if result.status.value == "ok" else 1
+    if result.status.value != "ok":
+        print(f"parse-page: page status {result.status.value}: {result.error or ''}"[:300], file=sys.stderr)
+        return 1
+    return 0
 
 
 def run_scrub(args: argparse.Namespace) -> int:

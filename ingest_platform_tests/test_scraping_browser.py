@@ -8,16 +8,21 @@ quarantine, captcha solving, the page's own JavaScript). Delays are ~0 and quara
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
+import time
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
 from ingest_platform.sandbox.anticaptcha_api import AntiCaptchaConfig
 from ingest_platform.sandbox.stack import SandboxStack
 from ingest_platform.sandbox.tiktok_site import SiteScenario
+from ingest_platform.scraping import browser
 from ingest_platform.scraping.browser import (
+    BrowserScraper,
     BrowserSettings,
     ProxyPoolExhausted,
     ScrapeOutcome,
@@ -275,3 +280,54 @@ def test_proxy_credentials_never_reach_metrics_rejects_or_logs(caplog: pytest.Lo
     for text in texts:
         assert PASSWORD not in text
     assert any("p-" in m for m in messages)  # proxies are named by their non-secret id
+
+
+def test_pages_are_parsed_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slow (large or hostile) page must not stall every session: the event loop keeps running.
+
+    The parse is slowed on purpose (``time.sleep`` stands for a big page); a heartbeat coroutine on
+    the scraper's loop counts its ticks while each parse runs. On the loop thread (the old code)
+    the heartbeat cannot tick at all during a parse: 0 ticks.
+    """
+    real_parse = browser.parse_page
+    ticks = 0
+    parses: list[tuple[int, bool]] = []  # (heartbeat ticks during the parse, ran on the loop thread)
+
+    def slow_parse(html: str, **kwargs: Any) -> Any:
+        before = ticks
+        try:
+            asyncio.get_running_loop()
+            on_loop_thread = True
+        except RuntimeError:
+            on_loop_thread = False
+        time.sleep(0.3)
+        result = real_parse(html, **kwargs)
+        parses.append((ticks - before, on_loop_thread))
+        return result
+
+    monkeypatch.setattr(browser, "parse_page", slow_parse)
+
+    async def heartbeat() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.005)
+
+    with SandboxStack(scenario=SiteScenario(seed=0), proxies=0) as stack:
+        profile = stack.content.profiles[0]
+        target = Target(kind=TargetKind.VIDEO, value=profile.post_ids[0], handle=profile.unique_id)
+        settings = BrowserSettings(**(FAST | {"base_url": stack.base_url, "concurrent_sessions": 1}))
+
+        async def scrape_with_heartbeat() -> ScrapeOutcome:
+            beat = asyncio.create_task(heartbeat())
+            try:
+                return await BrowserScraper(settings, rng=random.Random(0)).scrape([target])
+            finally:
+                beat.cancel()
+
+        outcome = asyncio.run(scrape_with_heartbeat())
+    assert outcome.metrics.success_rate == 1.0
+    assert [post.post_id for post in outcome.posts] == [profile.post_ids[0]]
+    assert parses, "the scraper never parsed a page"
+    assert all(not on_loop_thread for _, on_loop_thread in parses)
+    assert all(during > 0 for during, _ in parses), parses

@@ -615,11 +615,15 @@ def test_item_list_collects_bad_items_with_reasons() -> None:
     assert result.bad_items[0][0] is bad
 
 
-def test_item_list_rejects_a_non_object_payload() -> None:
-    with pytest.raises(ValueError, match="not an object"):
-        parse_item_list(["x"], **LIST_CTX)
-    with pytest.raises(ValueError, match="itemList"):
-        parse_item_list({"itemList": "x"}, **LIST_CTX)
+def test_item_list_reports_a_non_object_payload_as_broken_without_raising() -> None:
+    # The contract is "never raise on content": an unreadable response is a BROKEN result.
+    not_object = parse_item_list(["x"], **LIST_CTX)
+    assert not_object.status is PageStatus.BROKEN
+    assert not_object.error is not None and "not an object" in not_object.error
+    assert not_object.posts == [] and not_object.has_more is False
+    not_list = parse_item_list({"itemList": "x", "statusCode": 0}, **LIST_CTX)
+    assert not_list.status is PageStatus.BROKEN
+    assert not_list.error is not None and "itemList" in not_list.error
 
 
 # --------------------------------------------------------------------------------------------------

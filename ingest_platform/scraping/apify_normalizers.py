@@ -25,7 +25,10 @@ matched to the numeric id of the same post fetched with the full schema). ``sour
 page that was scraped (``facebookUrl`` / ``inputUrl``), else the post URL.
 
 A bad item raises ``ValueError`` whose message names the item and the field (never caption text)
-so the caller can dead-letter it.
+so the caller can dead-letter it. That is the only exception content can cause: items of the wrong
+type, huge numbers (past int64 or Python's 4,300-digit limit), NaN/Infinity, nested junk and
+megabyte-long values all end as a ``ValueError`` with a reason cut short; work per item is linear
+in its size (no recursion into values, no regex that backtracks over a value).
 """
 
 from __future__ import annotations
@@ -40,7 +43,13 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from ingest_platform.models import Post
 from ingest_platform.scraping.targets import DEFAULT_BASE_URL, TargetError, parse_target
-from ingest_platform.scraping.tiktok_page import item_to_post, optional_list, optional_mapping, parse_count
+from ingest_platform.scraping.tiktok_page import (
+    item_to_post,
+    optional_list,
+    optional_mapping,
+    parse_count,
+    short_repr,
+)
 
 __all__ = [
     "facebook_item_to_post",
@@ -50,6 +59,10 @@ __all__ = [
 ]
 
 _BACKEND = "apify"
+# What odd content could still raise below the field checks: turned into ValueError (the contract).
+_CONTENT_ERRORS = (TypeError, KeyError, AttributeError, IndexError, OverflowError, RecursionError)
+# Apify ids are short (TikTok 19 digits, Facebook ~16 or a pfbid token of ~60 characters).
+_MAX_ID_CHARS = 128
 _DIGITS_RE = re.compile(r"\d+", re.ASCII)
 _ISO_RE = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 
@@ -74,6 +87,8 @@ def tiktok_item_to_post(item: Any, *, scraped_at: datetime, source_url: str | No
         url = source_url or tiktok_source_url(item)
     except ValueError as exc:
         raise ValueError(f"apify tiktok item {item_id}: {exc}") from None
+    except _CONTENT_ERRORS as exc:
+        raise ValueError(f"apify tiktok item {item_id}: malformed ({type(exc).__name__})") from None
     # item_to_post prefixes its own reasons with "item <id>:" and never echoes caption text.
     return item_to_post(
         struct, source_url=url, scraped_at=scraped_at, proxy_id=None, backend=_BACKEND, platform="tiktok"
@@ -168,7 +183,7 @@ def _tiktok_struct(item: Mapping[str, Any], item_id: str) -> dict[str, Any]:
     slideshow = item.get("isSlideshow")
     if slideshow not in (None, False, 0, "false", "0"):
         if slideshow not in (True, 1, "true", "1"):
-            raise ValueError(f"isSlideshow {slideshow!r} is not a boolean")
+            raise ValueError(f"isSlideshow {short_repr(slideshow)} is not a boolean")
         struct["imagePost"] = {"images": item.get("slideshowImageLinks") or [{}]}
     return struct
 
@@ -183,9 +198,9 @@ def _tiktok_create_time(item: Mapping[str, Any]) -> int | None:
             return raw
         if isinstance(raw, float) and raw.is_integer():
             return int(raw)
-        if isinstance(raw, str) and _DIGITS_RE.fullmatch(raw.strip()):
+        if isinstance(raw, str) and len(raw) <= _MAX_ID_CHARS and _DIGITS_RE.fullmatch(raw.strip()):
             return int(raw.strip())
-        raise ValueError(f"createTime {raw!r} is not unix seconds")
+        raise ValueError(f"createTime {short_repr(raw)} is not unix seconds")
     iso = item.get("createTimeISO")
     if iso not in (None, ""):
         return math.floor(_parse_iso(iso, "createTimeISO").timestamp())
@@ -209,6 +224,8 @@ def facebook_item_to_post(item: Any, *, scraped_at: datetime) -> Post:
         struct = _facebook_struct(item, post_id)
     except ValueError as exc:
         raise ValueError(f"apify facebook item {post_id}: {exc}") from None
+    except _CONTENT_ERRORS as exc:
+        raise ValueError(f"apify facebook item {post_id}: malformed ({type(exc).__name__})") from None
     source_url = _first_url(item, "facebookUrl", "inputUrl", "url", "topLevelUrl")
     if source_url is None:
         raise ValueError(f"apify facebook item {post_id}: no facebookUrl or url")
@@ -328,16 +345,16 @@ def _facebook_time(item: Mapping[str, Any]) -> int:
         return math.floor(_parse_iso(iso, "time").timestamp())
     raw = item.get("timestamp")
     if raw not in (None, ""):
-        if isinstance(raw, bool) or not isinstance(raw, int | float | str):
-            raise ValueError(f"timestamp {raw!r} is not unix time")
+        if isinstance(raw, bool) or not isinstance(raw, int | float | str) or len(str(raw)) > 64:
+            raise ValueError(f"timestamp {short_repr(raw)} is not unix time")
         try:
             seconds = float(raw)
-        except ValueError:
-            raise ValueError(f"timestamp {raw!r} is not unix time") from None
+        except (ValueError, OverflowError):
+            raise ValueError(f"timestamp {short_repr(raw)} is not unix time") from None
         if seconds > 10**11:  # milliseconds
             seconds /= 1000
         if seconds <= 0 or not math.isfinite(seconds):
-            raise ValueError(f"timestamp {raw!r} is not a valid time")
+            raise ValueError(f"timestamp {short_repr(raw)} is not a valid time")
         return math.floor(seconds)
     raise ValueError("no time and no timestamp")
 
@@ -379,9 +396,14 @@ def _id_of(value: Any) -> str:
     if isinstance(value, bool):
         return ""
     if isinstance(value, int):
+        if value.bit_length() > 4 * _MAX_ID_CHARS:
+            raise ValueError(f"apify item id is an integer of {value.bit_length()} bits, not an id")
         return str(value)
     if isinstance(value, str):
-        return value.strip()
+        text = value.strip()
+        if len(text) > _MAX_ID_CHARS:
+            raise ValueError(f"apify item id is {len(text)} characters long, not an id")
+        return text
     return ""
 
 
@@ -396,15 +418,15 @@ def _apify_count(value: Any, field: str) -> int:
 
 
 def _parse_iso(value: Any, field: str) -> datetime:
-    if not isinstance(value, str) or not _ISO_RE.match(value.strip()):
-        raise ValueError(f"{field} {value!r} is not an ISO timestamp")
+    if not isinstance(value, str) or len(value) > 64 or not _ISO_RE.match(value.strip()):
+        raise ValueError(f"{field} {short_repr(value)} is not an ISO timestamp")
     text = value.strip()
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"{field} {value!r} is not an ISO timestamp") from None
+        raise ValueError(f"{field} {short_repr(value)} is not an ISO timestamp") from None
     # A zone-less timestamp from the actor is UTC (Apify writes UTC everywhere).
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 

@@ -21,6 +21,11 @@ HTML without a browser. The kinds (:class:`BlockKind`) are the names counted in 
 ``connection_error``      no usable answer: the proxy is dead, refused or timed out, the proxy
                           refused our credentials (407), or a 5xx from the proxy or upstream
 ========================  ===================================================================
+
+:func:`scan_markup` reads the page with a small tokenizer of its own, linear in the page size on
+any input (``html.parser`` in CPython before 3.11.13 is quadratic on unclosed constructs); it
+reads at most 100,000 tags and keeps at most 5,000 elements, 4,000 characters of text and 1,000
+of title, and never raises.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from html.parser import HTMLParser
+from html import unescape as html_unescape
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -143,61 +148,89 @@ _INTERESTING_TAGS = frozenset(
     {"div", "img", "input", "textarea", "form", "button", "iframe", "script", "span", "canvas", "main"}
 )
 _TEXT_LIMIT = 4000
+_TITLE_LIMIT = 1000
+# Block pages are small; a page with more elements than this is not one, and keeping them all would
+# let a hostile page grow the scan without bound.
+_MAX_ELEMENTS = 5000
+# Tags read before the scan stops: a real TikTok page has a few thousand outside its scripts, block
+# pages far fewer. Past this the page is junk, and the state parser decides what it is.
+_MAX_TAGS = 100_000
+
+# The markup scan is a small tokenizer of its own rather than ``html.parser``: CPython's parser (3.11
+# before 3.11.13) is quadratic on unclosed constructs (``<a `` repeated: 175 s for 80 KB) and a page
+# is hostile input. Every pattern below either matches a fixed literal or scans a stretch that the
+# next match starts after, so a scan is linear in the page size:
+# - a tag runs from ``<name`` to the first ``>`` and may not contain ``<`` (possessive: no
+#   backtracking), so tag texts are disjoint;
+# - comments, ``<!…>``/``<?…>``, and script/style/title bodies are jumped over with one forward
+#   search each; an unclosed one runs to the end of the page, as in a browser.
+_MARKUP_RE = re.compile(r"<(?:(!--)|([!?])|(/?)([A-Za-z][^\s/<>\x00]*+)([^<>]*+)>)")
+_ATTR_RE = re.compile(r"""([^\s"'<>/=]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+)))?""")
+_RAW_TEXT_END = {
+    tag: re.compile(rf"</{tag}\s*>", re.IGNORECASE) for tag in ("script", "style", "title", "textarea")
+}
 
 
-class _Scanner(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.scan = MarkupScan()
-        self._in_title = False
-        self._in_script_or_style = 0
-        self._text: list[str] = []
-        self._text_len = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _INTERESTING_TAGS or any(k in ("id", "data-sitekey") for k, _ in attrs):
-            self.scan.elements.append(_Element(tag, {k: v or "" for k, v in attrs}))
-        if tag == "title":
-            self._in_title = True
-        if tag in ("script", "style"):
-            self._in_script_or_style += 1
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "title":
-            self._in_title = False
-        if tag in ("script", "style") and self._in_script_or_style:
-            self._in_script_or_style -= 1
-
-    def handle_data(self, data: str) -> None:
-        if self._in_title:
-            self.scan.title += data
-        if self._in_script_or_style or self._text_len >= _TEXT_LIMIT:
-            return
-        chunk = data.strip()
-        if chunk:
-            self._text.append(chunk)
-            self._text_len += len(chunk) + 1
-
-    def close(self) -> None:
-        super().close()
-        self.scan.text = " ".join(self._text)[:_TEXT_LIMIT]
-        self.scan.title = self.scan.title.strip()
+# Attributes block detection reads (id, class, src, data-sitekey…) are short: past this, a tag's
+# text is not read further.
+_MAX_ATTR_CHARS = 16384
 
 
-# The state script is ~400 KB of JSON: drop script bodies before parsing markup so a scan costs
-# milliseconds, keeping the opening tags (their ids matter: __UNIVERSAL_DATA_FOR_REHYDRATION__, cs).
-_SCRIPT_BODY_RE = re.compile(r"(<script\b[^>]*>).*?(</script\s*>)", re.IGNORECASE | re.DOTALL)
+def _attributes(text: str) -> dict[str, str]:
+    attrs: dict[str, str] = {}
+    for match in _ATTR_RE.finditer(text, 0, _MAX_ATTR_CHARS):
+        name = match.group(1).lower()
+        value = next((g for g in match.groups()[1:] if g is not None), "")
+        attrs.setdefault(name, html_unescape(value))
+    return attrs
 
 
 def scan_markup(html: str) -> MarkupScan:
-    """Parse the elements block detection looks at. Never raises on malformed HTML."""
-    scanner = _Scanner()
-    try:
-        scanner.feed(_SCRIPT_BODY_RE.sub(r"\1\2", html))
-        scanner.close()
-    except Exception:  # html.parser is lenient, but a page must never crash detection
-        pass
-    return scanner.scan
+    """Parse the elements block detection looks at. Never raises; linear in ``len(html)``."""
+    scan = MarkupScan()
+    texts: list[str] = []
+    text_len = 0
+    position = 0
+    length = len(html)
+    tags = 0
+    while position < length and tags < _MAX_TAGS:
+        tags += 1
+        match = _MARKUP_RE.search(html, position)
+        stop = match.start() if match is not None else length
+        if text_len < _TEXT_LIMIT and stop > position:
+            chunk = html_unescape(html[position : min(stop, position + _TEXT_LIMIT)]).strip()
+            if chunk:
+                texts.append(chunk)
+                text_len += len(chunk) + 1
+        if match is None:
+            break
+        position = match.end()
+        if match.group(1):  # <!-- ... -->
+            end = html.find("-->", position)
+            position = end + 3 if end >= 0 else length
+            continue
+        if match.group(2):  # <!doctype ...>, <![CDATA[ ...]]>, <?xml ...?>
+            end = html.find(">", position)
+            position = end + 1 if end >= 0 else length
+            continue
+        tag = match.group(4).lower()
+        if match.group(3):  # an end tag: nothing to record
+            continue
+        attrs = _attributes(match.group(5))
+        if len(scan.elements) < _MAX_ELEMENTS and (
+            tag in _INTERESTING_TAGS or "id" in attrs or "data-sitekey" in attrs
+        ):
+            scan.elements.append(_Element(tag, attrs))
+        end_pattern = _RAW_TEXT_END.get(tag)
+        if end_pattern is not None and not match.group(5).rstrip().endswith("/"):
+            # Raw text up to the matching end tag: script/style bodies are skipped, a title kept.
+            end = end_pattern.search(html, position)
+            body_end = end.start() if end is not None else length
+            if tag == "title" and not scan.title:
+                scan.title = html_unescape(html[position : min(body_end, position + _TITLE_LIMIT)]).strip()
+            position = end.end() if end is not None else length
+    scan.text = " ".join(texts)[:_TEXT_LIMIT]
+    return scan
 
 
 def _as_scan(html_or_scan: str | MarkupScan) -> MarkupScan:

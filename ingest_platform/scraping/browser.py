@@ -9,6 +9,9 @@ real site signs them). Around that sits the anti-bot machinery:
   workers each drive one session at a time;
 - **a scored proxy pool** (``proxy_pool.py``): the healthiest proxy first, exponential quarantine
   after 403/429/10204/captcha/connection errors, :class:`ProxyPoolExhausted` when none is left;
+- **parsing off the event loop**: each loaded page is parsed and classified (``parse_page``,
+  ``classify_page``) and each item-list response read, in a worker thread (``asyncio.to_thread``),
+  so one large or hostile page never stalls the other sessions (the parsers are linear-time too);
 - **block detection** (``blocking.py``) on every load and every item-list response; a blocked page
   retires its session and is retried on a new one (another proxy, another fingerprint), at most
   ``max_attempts_per_target`` loads per page;
@@ -620,9 +623,9 @@ class BrowserScraper:
                 http_status = navigation["status"] or http_status
                 scraped_at = datetime.now(UTC)
                 context = {"source_url": url, "scraped_at": scraped_at, "proxy_id": session.proxy_id}
-                parsed = parse_page(html, backend="browser", **context)
-                signal = classify_page(
-                    http_status=http_status, requested_url=url, final_url=page.url, html=html, page=parsed
+                # Off the event loop: a large or hostile page must not stall every other session.
+                parsed, signal = await asyncio.to_thread(
+                    _parse_and_classify, html, http_status, url, page.url, context
                 )
                 if signal is None:
                     break
@@ -668,7 +671,10 @@ class BrowserScraper:
             if parsed.status is not PageStatus.OK:
                 # Private or missing content is the site's answer, not a scraper failure.
                 return _Load(ok=True, status=parsed.status.value)
-            _tally_page_items(outcome.schema, html, parsed)
+            # The schema tally itself stays on the loop: other sessions' coroutines update it too.
+            video_item = await asyncio.to_thread(_video_item_of, html, parsed)
+            if video_item is not None:
+                outcome.schema.add(video_item)
             for post in parsed.posts:
                 collected.setdefault(post.post_id, post)
             _record_bad_items(outcome, url, parsed.bad_items)
@@ -768,10 +774,9 @@ class BrowserScraper:
             if not isinstance(payload, dict):
                 return BlockSignal(BlockKind.EMPTY_200, f"item list HTTP {http_status} without a JSON object")
             outcome.schema.add_all(item for item in payload.get("itemList") or [] if isinstance(item, dict))
-            try:
-                listing = parse_item_list(payload, backend="browser", **context)
-            except ValueError as error:
-                outcome.rejects.append(RejectedRecord(context["source_url"], str(error), _dump(payload)))
+            listing = await asyncio.to_thread(parse_item_list, payload, backend="browser", **context)
+            if listing.error is not None:
+                outcome.rejects.append(RejectedRecord(context["source_url"], listing.error, _dump(payload)))
                 outcome.metrics.records_rejected += 1
                 return BlockSignal(BlockKind.EMPTY_200, "item list unreadable")
             _record_bad_items(outcome, context["source_url"], listing.bad_items)
@@ -830,23 +835,39 @@ def _captcha_counts(solver: CaptchaSolver | None) -> tuple[int, float]:
     return solver.stats.tasks_created, solver.stats.cost_usd
 
 
+def _parse_and_classify(
+    html: str, http_status: int, requested_url: str, final_url: str, context: dict[str, Any]
+) -> tuple[PageResult, BlockSignal | None]:
+    """Parse a loaded page and classify it: run in a worker thread (linear work, never raises)."""
+    parsed = parse_page(html, backend="browser", **context)
+    signal = classify_page(
+        http_status=http_status, requested_url=requested_url, final_url=final_url, html=html, page=parsed
+    )
+    return parsed, signal
+
+
 def _dump(item: Any) -> str:
-    return json.dumps(item, default=str, sort_keys=True)
+    try:
+        return json.dumps(item, default=str, sort_keys=True)
+    except (RecursionError, ValueError, TypeError) as error:
+        # A response nested past the recursion limit (or with keys sort cannot order): keep what
+        # can be said about it rather than crash the scrape.
+        return json.dumps({"unserialisable": type(item).__name__, "reason": type(error).__name__})
 
 
-def _tally_page_items(tally: SchemaTally, html: str, parsed: PageResult) -> None:
-    """Video pages carry their item in the page state: record its schema too."""
+def _video_item_of(html: str, parsed: PageResult) -> dict[str, Any] | None:
+    """Video pages carry their item in the page state: its schema is tallied too."""
     if not parsed.posts:
-        return
+        return None
     from ingest_platform.scraping.tiktok_page import extract_state
 
     try:
-        scope = extract_state(html).scopes.get("webapp.video-detail") or {}
+        scope = extract_state(html).scopes.get("webapp.video-detail")
     except ValueError:  # already reported by parse_page
-        return
-    item = (scope.get("itemInfo") or {}).get("itemStruct")
-    if isinstance(item, dict):
-        tally.add(item)
+        return None
+    info = scope.get("itemInfo") if isinstance(scope, dict) else None
+    item = info.get("itemStruct") if isinstance(info, dict) else None
+    return item if isinstance(item, dict) else None
 
 
 def scrape_sync(

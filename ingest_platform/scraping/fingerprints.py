@@ -23,6 +23,14 @@ Only the parts above are applied. browserforge's own header set is *not* injecte
 Chrome" would contradict ``navigator.userAgentData`` of the Chromium we drive. Playwright derives
 the client hints from the user agent we set (platform included), so header and JavaScript agree.
 
+The WebGL vendor/renderer never names a software or virtual-machine GPU: browserforge's real-world
+data includes SwiftShader, llvmpipe and "Microsoft Basic Render Driver" machines (about one draw in
+30), and a renderer like ``ANGLE (Google, Vulkan 1.3.0 (SwiftShader Device (Subzero)…)`` is the
+classic headless tell. Such a draw is redrawn (``_MAX_GPU_DRAWS`` attempts, same OS); if every
+attempt is software, a common hardware GPU of the user agent's OS is used instead. The rule is
+:func:`is_software_renderer`; :func:`build_fingerprint` applies the same fallback, so no path can
+produce a fingerprint that claims one.
+
 Automation tells are hidden by ``--disable-blink-features=AutomationControlled`` (keeps
 ``navigator.webdriver`` false, see ``browser.CHROMIUM_ARGS``) and playwright-stealth 2.x
 (``Stealth(...).apply_stealth_async(context)``), configured from the same fingerprint so its
@@ -47,6 +55,7 @@ __all__ = [
     "chrome_accept_language",
     "chrome_major",
     "chromium_major_of",
+    "is_software_renderer",
 ]
 
 # The locale the browser itself runs in: sessions in it need no per-context override.
@@ -84,6 +93,36 @@ _BROWSER_CHROME_PX = (80, 140)
 _MIN_VIEWPORT = (1024, 600)
 _MAX_VIEWPORT = (1920, 1200)
 _DEVICE_SCALE_FACTORS = (1.0, 1.25, 1.5, 2.0)
+
+# WebGL vendor/renderer words that name a software rasteriser or a virtual machine's GPU.
+_SOFTWARE_GPU_RE = re.compile(
+    r"swiftshader|subzero|0x0000c0de|llvmpipe|lavapipe|softpipe|software|mesa offscreen|"
+    r"basic render|microsoft basic display|gdi generic|vmware|svga3d|virtualbox|virgl|parallels|"
+    r"hyper-v|qxl|bochs|red hat|cirrus",
+    re.IGNORECASE,
+)
+# Redraws before falling back to a known hardware GPU (at ~1 software draw in 30, eight in a row
+# happen about once in 10^12 sessions).
+_MAX_GPU_DRAWS = 8
+# A common real GPU per OS (ua_platform): what a fingerprint reports when every draw was software.
+_HARDWARE_GPU_BY_PLATFORM: dict[str, tuple[str, str]] = {
+    "Windows": (
+        "Google Inc. (Intel)",
+        "ANGLE (Intel, Intel(R) UHD Graphics 620 (0x00003EA0) Direct3D11 vs_5_0 ps_5_0, D3D11)",
+    ),
+    "macOS": ("Google Inc. (Apple)", "ANGLE (Apple, ANGLE Metal Renderer: Apple M1, Unspecified Version)"),
+    "Linux": ("Google Inc. (Intel)", "ANGLE (Intel, Mesa Intel(R) UHD Graphics 620 (KBL GT2), OpenGL 4.6)"),
+    "Chrome OS": (
+        "Google Inc. (Intel)",
+        "ANGLE (Intel, Mesa Intel(R) UHD Graphics 620 (KBL GT2), OpenGL ES 3.2)",
+    ),
+}
+
+
+def is_software_renderer(vendor: str | None, renderer: str | None) -> bool:
+    """True when a WebGL vendor/renderer names a software rasteriser (SwiftShader, llvmpipe,
+    softpipe, "Microsoft Basic Render Driver", Mesa OffScreen…) or a virtual machine's GPU."""
+    return bool(_SOFTWARE_GPU_RE.search(f"{vendor or ''} {renderer or ''}"))
 
 
 def chrome_major(user_agent: str) -> int | None:
@@ -223,7 +262,12 @@ class FingerprintFactory:
         return fingerprint if fingerprint is not None else self._draw(None)
 
     def _draw(self, system: str | None) -> SessionFingerprint:
-        raw = self._browserforge().generate(os=system) if system else self._browserforge().generate()
+        for _attempt in range(_MAX_GPU_DRAWS):
+            raw = self._browserforge().generate(os=system) if system else self._browserforge().generate()
+            card = raw.videoCard
+            if card is None or not is_software_renderer(card.vendor, card.renderer):
+                break
+        # After _MAX_GPU_DRAWS software draws, build_fingerprint substitutes a hardware GPU.
         locale = self._rng.choice(self.locales)
         return build_fingerprint(
             user_agent=raw.navigator.userAgent,
@@ -253,6 +297,8 @@ def build_fingerprint(
     ua = _normalise_user_agent(user_agent, target_major)
     major = chrome_major(ua) or 0
     platform, ua_platform = _platform_of(ua)
+    if webgl is not None and is_software_renderer(*webgl):
+        webgl = _HARDWARE_GPU_BY_PLATFORM.get(ua_platform, _HARDWARE_GPU_BY_PLATFORM["Windows"])
     if locale == BROWSER_LOCALE:
         languages, accept_language, context_locale = ("en-US", "en"), "en-US,en;q=0.9", None
     else:

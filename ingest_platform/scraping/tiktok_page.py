@@ -13,18 +13,40 @@ Lists (a profile's videos, a hashtag's videos) arrive later by XHR from ``/api/p
 
 Everything here is pure (no Dagster, no network). A malformed item raises ``ValueError`` from
 :func:`item_to_post` so the caller can dead-letter it; page-level problems never raise from
-:func:`parse_page`, they come back as a :class:`PageStatus` so the scraper can decide to retry,
-rotate its proxy or give up.
+:func:`parse_page`, :func:`parse_document` or :func:`parse_item_list`, they come back as a
+:class:`PageStatus` so the scraper can decide to retry, rotate its proxy or give up.
+
+Hostile input
+-------------
+A page is untrusted input. The rules that keep parsing linear in its size and never raising:
+
+- no regex scans the page from a position it may rescan from again: ``<script`` openings are
+  found once, and each tag's ``>`` is searched only up to the next ``<script`` (and at most
+  :data:`MAX_SCRIPT_TAG_CHARS`), so tag texts are disjoint slices of the page; the canonical-URL
+  and partial-capture lookups are anchored at a literal found with ``str.find`` and bounded;
+- JSON is decoded by :func:`loads_bounded`: a linear pre-scan of bracket depth outside strings
+  refuses nesting deeper than :data:`MAX_JSON_DEPTH` (512) before ``json.loads`` could hit
+  ``RecursionError``; an integer literal past Python's 4,300-digit limit, or any decode error,
+  is :class:`UnparseableJSON`. Either makes the page ``BROKEN`` with ``error`` starting
+  ``unparseable:`` (the scraper rejects the raw page, nothing is lost);
+- values: ids longer than 128 characters are not ids, counts above :data:`MAX_COUNT` (int64)
+  or NaN/Infinity durations make the item a bad item (dead-lettered), lone UTF-16 surrogates in
+  text become U+FFFD (so output always encodes as UTF-8), duplicate keys keep the last value;
+  reasons quote values cut short (:func:`short_repr`), never megabytes of them.
+
+``benchmarks/parser_hostile.py`` measures the per-MB time at 5 and 50 MB.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import re
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,6 +57,8 @@ from ingest_platform.models import Post
 
 __all__ = [
     "CHALLENGE_SCOPE",
+    "MAX_COUNT",
+    "MAX_JSON_DEPTH",
     "USER_SCOPE",
     "VIDEO_SCOPE",
     "ChallengeInfo",
@@ -46,15 +70,20 @@ __all__ = [
     "PageStatus",
     "StateScriptInvalid",
     "StateScriptNotFound",
+    "UnparseableJSON",
     "UserInfo",
+    "clean_text",
     "extract_state",
     "item_to_post",
+    "json_depth_exceeds",
+    "loads_bounded",
     "page_result_to_jsonl",
     "parse_document",
     "parse_file",
     "parse_item_list",
     "parse_page",
     "parse_state",
+    "short_repr",
     "status_for_code",
 ]
 
@@ -171,14 +200,18 @@ class ItemListResult(BaseModel):
     cursor: str | None = None
     status_code: int | None = None
     bad_items: list[tuple[Any, str]] = Field(default_factory=list)
+    error: str | None = Field(default=None, description="why the response itself is unreadable")
 
     @property
     def status(self) -> PageStatus:
-        """Status from ``statusCode``; a 0 with no items at all reads as EMPTY_SHELL.
+        """BROKEN when ``error`` is set; else from ``statusCode``, a 0 with no items at all reading
+        as EMPTY_SHELL.
 
         An empty list can be legitimate (an account with no videos), so this is a hint for the
         caller, which knows whether content was expected; it is not an error by itself.
         """
+        if self.error is not None:
+            return PageStatus.BROKEN
         status = status_for_code(self.status_code)
         if status is PageStatus.OK and not self.posts and not self.bad_items:
             return PageStatus.EMPTY_SHELL
@@ -218,6 +251,10 @@ class StateScriptInvalid(PageStateError):
     """A state script was found but its content is not a JSON object."""
 
 
+class UnparseableJSON(ValueError):
+    """JSON that cannot be decoded within bounded work: invalid, too deep, or a number too long."""
+
+
 # --------------------------------------------------------------------------------------------------
 # State extraction
 # --------------------------------------------------------------------------------------------------
@@ -228,11 +265,38 @@ _STATE_SCRIPT_IDS: dict[str, str] = {
     "SIGI_STATE": "sigi",
     "sigi-persisted-data": "sigi",
 }
-# Only opening <script> tags are matched, and only their attributes are inspected: the page is
-# ~400 KB, almost all of it inside one script, so a full HTML parse would be wasted work.
-_SCRIPT_TAG_RE = re.compile(r"<script\b([^>]*)>", re.IGNORECASE)
+# Only opening <script> tags are inspected, and only their attributes: the page is ~400 KB, almost
+# all of it inside one script, so a full HTML parse would be wasted work. The scan is linear in the
+# page size whatever the page holds (see "Hostile input" in the module docstring).
+_SCRIPT_OPEN_RE = re.compile(r"<script\b", re.IGNORECASE)
 _ID_ATTR_RE = re.compile(r"""(?<![\w-])id\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.IGNORECASE)
 _SCRIPT_END_RE = re.compile(r"</script\s*>", re.IGNORECASE)
+# A state script's opening tag is ~70 characters; a longer one is not a state script.
+MAX_SCRIPT_TAG_CHARS = 4096
+# JSON nested deeper than this is not a TikTok state (real pages nest ~15 levels deep).
+MAX_JSON_DEPTH = 512
+
+
+def _script_tags(html: str) -> Iterator[tuple[str, int]]:
+    """``(attributes, end of the opening tag)`` for each well-formed ``<script ...>`` opening tag.
+
+    Linear: each ``<script`` is found once, and a tag's ``>`` is searched at most once per stretch
+    of the page, because a ``<script`` that starts before the previous one's ``>`` makes the
+    previous one malformed (skipped). The old ``<script\\b([^>]*)>`` regex rescanned to the end of
+    the page from every unclosed ``<script``: quadratic.
+    """
+    starts = _SCRIPT_OPEN_RE.finditer(html)
+    current = next(starts, None)
+    while current is not None:
+        attrs_start = current.end()
+        following = next(starts, None)
+        # The tag ends at the first ">" before the next "<script" (or the end of the page).
+        limit = following.start() if following is not None else len(html)
+        limit = min(limit, attrs_start + MAX_SCRIPT_TAG_CHARS)
+        close = html.find(">", attrs_start, limit)
+        if close >= 0:
+            yield html[attrs_start:close], close + 1
+        current = following
 
 
 def extract_state(html: str) -> PageState:
@@ -244,14 +308,14 @@ def extract_state(html: str) -> PageState:
     escapes.
     """
     found: dict[str, tuple[int, int]] = {}
-    for match in _SCRIPT_TAG_RE.finditer(html):
-        id_match = _ID_ATTR_RE.search(match.group(1))
+    for attrs, tag_end in _script_tags(html):
+        id_match = _ID_ATTR_RE.search(attrs)
         if id_match is None:
             continue
         script_id = next(g for g in id_match.groups() if g is not None)
         if script_id in _STATE_SCRIPT_IDS and script_id not in found:
-            end = _SCRIPT_END_RE.search(html, match.end())
-            found[script_id] = (match.end(), end.start() if end else len(html))
+            end = _SCRIPT_END_RE.search(html, tag_end)
+            found[script_id] = (tag_end, end.start() if end else len(html))
             if script_id == "__UNIVERSAL_DATA_FOR_REHYDRATION__":
                 break  # the preferred form: no need to scan the rest of the page
     for script_id, form in _STATE_SCRIPT_IDS.items():
@@ -263,21 +327,61 @@ def extract_state(html: str) -> PageState:
     )
 
 
+# A JSON string (escapes consumed pairwise, possessively) or a lone escape outside a string: the
+# escape alternative keeps an unterminated string from being retried at every escaped quote.
+_JSON_STRING_OR_ESCAPE_RE = re.compile(r'"[^"\\]*+(?:\\.[^"\\]*+)*+"|\\.', re.DOTALL)
+_NOT_BRACKET_RE = re.compile(r"[^\[\]{}]+")
+_DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+def json_depth_exceeds(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True when brackets outside strings nest deeper than ``limit`` anywhere in ``text``.
+
+    Linear and C-speed: strings are cut out by one regex pass, everything but brackets by another,
+    and the running depth is a C-level ``accumulate``. Malformed JSON may be over-counted, which
+    only makes an already unparseable document fail earlier.
+    """
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    brackets = _NOT_BRACKET_RE.sub("", _JSON_STRING_OR_ESCAPE_RE.sub("", text))
+    return max(accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0) > limit
+
+
+def loads_bounded(text: str, *, start: int | None = None) -> Any:
+    """``json.loads`` (or ``raw_decode`` from ``start``) that fails with one ``ValueError`` on content.
+
+    Raises :class:`UnparseableJSON` for JSON nested deeper than :data:`MAX_JSON_DEPTH`, an integer
+    literal past Python's digit limit (4,300) or any other decode error, never ``RecursionError``.
+    """
+    if json_depth_exceeds(text):
+        raise UnparseableJSON(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        if start is None:
+            return json.loads(text)
+        return json.JSONDecoder().raw_decode(text, start)[0]
+    except json.JSONDecodeError as exc:
+        raise UnparseableJSON(f"not valid JSON: {exc}") from None
+    except RecursionError:  # belt and braces: the pre-scan caps depth well below the C limit
+        raise UnparseableJSON("JSON nested too deeply") from None
+    except ValueError as exc:  # "Exceeds the limit (4300 digits) for integer string conversion"
+        raise UnparseableJSON(f"JSON number out of range: {str(exc)[:120]}") from None
+
+
 def _decode_state(content: str, script_id: str) -> dict[str, Any]:
     text = content.strip()
     if not text:
         raise StateScriptInvalid(f"state script {script_id} is empty")
     try:
         if text.startswith("{"):
-            value = json.loads(text)
+            value = loads_bounded(text)
         else:
             # sigi-persisted-data is JavaScript: window['SIGI_STATE']={...};window['SIGI_RETRY']=...
             brace = text.find("{")
             if brace < 0:
                 raise StateScriptInvalid(f"state script {script_id} holds no JSON object")
-            value, _ = json.JSONDecoder().raw_decode(text, brace)
-    except json.JSONDecodeError as exc:
-        raise StateScriptInvalid(f"state script {script_id} is not valid JSON: {exc}") from None
+            value = loads_bounded(text, start=brace)
+    except UnparseableJSON as exc:
+        raise StateScriptInvalid(f"state script {script_id} is unparseable: {exc}") from None
     if not isinstance(value, dict):
         raise StateScriptInvalid(f"state script {script_id} is {type(value).__name__}, not a JSON object")
     return value
@@ -296,7 +400,11 @@ def parse_page(
     proxy_id: str | None = None,
     backend: str = "browser",
 ) -> PageResult:
-    """Parse a whole TikTok page. Never raises for page content; problems become a status."""
+    """Parse a whole TikTok page. Never raises for page content; problems become a status.
+
+    Work is linear in ``len(html)`` (no regex that backtracks over the page, JSON depth capped
+    before decoding); an unparseable page is :attr:`PageStatus.BROKEN` with the reason in ``error``.
+    """
     try:
         state = extract_state(html)
     except StateScriptNotFound as exc:
@@ -305,6 +413,12 @@ def parse_page(
         return PageResult(kind=_kind_from_url(source_url), status=PageStatus.BROKEN, error=str(exc))
     return parse_state(
         state, source_url=source_url, scraped_at=scraped_at, proxy_id=proxy_id, backend=backend
+    )
+
+
+def _unparseable(source_url: str, reason: str) -> PageResult:
+    return PageResult(
+        kind=_kind_from_url(source_url), status=PageStatus.BROKEN, error=f"unparseable: {reason}"
     )
 
 
@@ -322,13 +436,18 @@ def parse_state(
         if state.form == "sigi":
             return _parse_sigi(state.data, ctx)
         return _parse_universal(state.scopes, ctx)
-    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
+    except _SHAPE_ERRORS as exc:
         # Defensive: the detail parsers check shapes, but a page must never crash the scraper.
         return PageResult(
             kind=_kind_from_url(source_url),
             status=PageStatus.BROKEN,
             error=f"unexpected page state shape: {type(exc).__name__}: {exc}",
         )
+
+
+# What a state of an unexpected shape can raise while being read (RecursionError: belt and braces,
+# decoding caps nesting).
+_SHAPE_ERRORS = (KeyError, TypeError, AttributeError, IndexError, ValueError, OverflowError, RecursionError)
 
 
 class _Ctx:
@@ -585,7 +704,25 @@ def _items_to_posts(
 
 # Keys of a profile's or hashtag's TikTok state that hold a partial capture's scope names.
 _SCOPE_KEY_RE = re.compile(r'"((?:webapp|seo)\.[A-Za-z0-9_.\-]+)"\s*:\s*\{')
-_CANONICAL_RE = re.compile(r'"canonical"\s*:\s*("(?:[^"\\]|\\.)*")')
+# Anchored at a found '"canonical"' and bounded: a regex search for an unterminated value would
+# rescan the rest of the page from every occurrence (quadratic).
+_CANONICAL_VALUE_RE = re.compile(r'\s*:\s*("(?:[^"\\]|\\.){0,2048}+")')
+_CANONICAL_TRIES = 3
+
+
+def _canonical_url(html: str) -> str | None:
+    position = 0
+    for _attempt in range(_CANONICAL_TRIES):
+        found = html.find('"canonical"', position)
+        if found < 0:
+            return None
+        position = found + len('"canonical"')
+        match = _CANONICAL_VALUE_RE.match(html, position)
+        if match:
+            with contextlib.suppress(ValueError, TypeError):
+                value = json.loads(match.group(1))
+                return value if isinstance(value, str) else None
+    return None
 
 
 def _from_partial_capture(html: str, *, source_url: str, reason: str) -> PageResult:
@@ -599,10 +736,9 @@ def _from_partial_capture(html: str, *, source_url: str, reason: str) -> PageRes
     keys = set(_SCOPE_KEY_RE.findall(html))
     kind = _kind_from_url(source_url)
     if kind is PageKind.UNKNOWN:
-        match = _CANONICAL_RE.search(html)
-        if match:
-            with contextlib.suppress(json.JSONDecodeError, TypeError):
-                kind = _kind_from_url(json.loads(match.group(1)))
+        canonical = _canonical_url(html)
+        if canonical:
+            kind = _kind_from_url(canonical)
     if not keys:
         return PageResult(kind=kind, status=PageStatus.BROKEN, error=reason)
     if keys & {VIDEO_SCOPE, USER_SCOPE, CHALLENGE_SCOPE}:
@@ -684,8 +820,8 @@ def _first_count(sources: list[Mapping[str, Any]], *keys: str) -> int | None:
 
 def _lenient_str(value: Any) -> str | None:
     if isinstance(value, str):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
+        return clean_text(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() <= 4 * _MAX_ID_CHARS:
         return str(value)
     return None
 
@@ -702,6 +838,21 @@ def _lenient_bool(value: Any) -> bool | None:
 # --------------------------------------------------------------------------------------------------
 
 _DIGITS_RE = re.compile(r"\d+", re.ASCII)
+# Ids are short (TikTok's are 19 digits): a longer "id" is junk, and echoing it in a reason or
+# converting it with int() would cost work proportional to whatever the page sent.
+_MAX_ID_CHARS = 128
+# Counts land in BIGINT/NUMBER(19) columns: a larger value is junk and would fail the load.
+MAX_COUNT = 2**63 - 1
+# Lone UTF-16 surrogates ("\ud800" in JSON) are valid Python str but cannot be encoded as UTF-8:
+# they would crash printing and loading. They become U+FFFD.
+_LONE_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(value: str) -> str:
+    """``value`` with lone surrogates replaced by U+FFFD (json.loads already pairs valid ones)."""
+    if value.isascii():  # the common case, checked at C speed
+        return value
+    return _LONE_SURROGATE_RE.sub("\ufffd", value)
 # Hashtags end at whitespace/punctuation/emoji. \w alone misses combining marks (Mn/Mc), which
 # Devanagari, Thai and friends need inside a word, so those ranges are added explicitly.
 _TAG_CHARS = r"(?:\w|[\u0300-\u036f\u0900-\u0dff\u0e00-\u0eff\u200c\u200d])+"
@@ -736,9 +887,13 @@ def item_to_post(
     if not isinstance(item, Mapping):
         raise ValueError(f"item is a {type(item).__name__}, not an object")
     raw_id = item.get("id")
-    item_id = str(raw_id).strip() if isinstance(raw_id, str | int) and not isinstance(raw_id, bool) else ""
+    if isinstance(raw_id, int) and not isinstance(raw_id, bool):
+        raw_id = str(raw_id) if raw_id.bit_length() <= 4 * _MAX_ID_CHARS else "x" * (_MAX_ID_CHARS + 1)
+    item_id = clean_text(raw_id.strip()) if isinstance(raw_id, str) else ""
     if not item_id:
         raise ValueError("item has no id")
+    if len(item_id) > _MAX_ID_CHARS:
+        raise ValueError(f"item id is {len(item_id)} characters long (at most {_MAX_ID_CHARS})")
     try:
         return _item_to_post(
             item,
@@ -776,6 +931,7 @@ def _item_to_post(
         desc = ""
     elif not isinstance(desc, str):
         raise ValueError(f"desc is a {type(desc).__name__}, not text")
+    desc = clean_text(desc)
 
     author = item.get("author")
     if isinstance(author, Mapping):
@@ -839,7 +995,7 @@ def _created_at(raw: Any, item_id: str) -> datetime:
         try:
             seconds = parse_count(raw)
         except ValueError:
-            raise ValueError(f"createTime {raw!r} is not unix seconds") from None
+            raise ValueError(f"createTime {short_repr(raw)} is not unix seconds") from None
     if not seconds:
         # TikTok ids are snowflakes whose top 32 bits are the creation time in unix seconds.
         if _DIGITS_RE.fullmatch(item_id) and int(item_id) >> 32 > 0:
@@ -849,7 +1005,7 @@ def _created_at(raw: Any, item_id: str) -> datetime:
     try:
         return datetime.fromtimestamp(seconds, UTC)
     except (OverflowError, OSError, ValueError):
-        raise ValueError(f"createTime {raw!r} is out of range") from None
+        raise ValueError(f"createTime {short_repr(raw)} is out of range") from None
 
 
 def _item_count(stats: Mapping[str, Any], stats_v2: Mapping[str, Any], key: str) -> int | None:
@@ -862,7 +1018,7 @@ def _item_count(stats: Mapping[str, Any], stats_v2: Mapping[str, Any], key: str)
         try:
             return parse_count(value)
         except ValueError:
-            bad.append(f"{name}.{key}={value!r}")
+            bad.append(f"{name}.{key}={short_repr(value)}")
     if bad:
         raise ValueError(f"{' and '.join(bad)} is not a non-negative count")
     return None
@@ -878,13 +1034,23 @@ def parse_count(value: Any) -> int | None:
         result = value
     elif isinstance(value, float) and value.is_integer():
         result = int(value)
-    elif isinstance(value, str) and _DIGITS_RE.fullmatch(value.strip()):
+    elif isinstance(value, str) and len(value) <= _MAX_ID_CHARS and _DIGITS_RE.fullmatch(value.strip()):
         result = int(value.strip())
     else:
-        raise ValueError(f"{value!r} is not a count")
+        raise ValueError(f"{short_repr(value)} is not a count")
     if result < 0:
-        raise ValueError(f"{value!r} is negative")
+        raise ValueError(f"{short_repr(value)} is negative")
+    if result > MAX_COUNT:
+        raise ValueError(f"{short_repr(value)} is out of range")
     return result
+
+
+def short_repr(value: Any) -> str:
+    """``repr`` for a reason, cut short: a hostile value can be megabytes long."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
+        return f"<integer of {value.bit_length()} bits>"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _tags_and_mentions(item: Mapping[str, Any], desc: str) -> tuple[list[str], list[str]]:
@@ -893,7 +1059,7 @@ def _tags_and_mentions(item: Mapping[str, Any], desc: str) -> tuple[list[str], l
 
     def add(target: dict[str, None], value: Any, prefix: str) -> None:
         if isinstance(value, str):
-            cleaned = value.strip().lstrip(prefix).strip().lower()
+            cleaned = clean_text(value).strip().lstrip(prefix).strip().lower()
             if cleaned:
                 target.setdefault(cleaned, None)
 
@@ -921,12 +1087,14 @@ def _duration(value: Any) -> float | None:
         return None
     if isinstance(value, bool):
         raise ValueError("video.duration is a boolean")
+    if isinstance(value, str) and len(value) > _MAX_ID_CHARS:
+        raise ValueError(f"video.duration {short_repr(value)} is not a number")
     try:
         seconds = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"video.duration {value!r} is not a number") from None
-    if seconds != seconds or seconds < 0:  # NaN or negative
-        raise ValueError(f"video.duration {value!r} is not a valid duration")
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"video.duration {short_repr(value)} is not a number") from None
+    if not math.isfinite(seconds) or seconds < 0:  # NaN, Infinity or negative
+        raise ValueError(f"video.duration {short_repr(value)} is not a valid duration")
     # Slideshows report 0: no real duration, which is what None says.
     return seconds or None
 
@@ -955,18 +1123,22 @@ def optional_list(value: Any, field: str) -> list[Any]:
 
 
 def _opt_str(value: Any, field: str) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return clean_text(value)
     raise ValueError(f"{field} is a {type(value).__name__}, not text")
 
 
 def _opt_id(value: Any, field: str) -> str | None:
     if value is None or value == "":
         return None
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() <= 4 * _MAX_ID_CHARS:
+        value = str(value)
     if isinstance(value, str):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
+        if len(value) > _MAX_ID_CHARS:
+            raise ValueError(f"{field} is {len(value)} characters long, not an id")
+        return clean_text(value)
     raise ValueError(f"{field} is a {type(value).__name__}, not an id")
 
 
@@ -977,7 +1149,7 @@ def _opt_bool(value: Any, field: str) -> bool | None:
         return bool(int(value))
     if isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower() == "true"
-    raise ValueError(f"{field} {value!r} is not a boolean")
+    raise ValueError(f"{field} {short_repr(value)} is not a boolean")
 
 
 def _status_code_of(payload: Mapping[str, Any]) -> int | None:
@@ -989,7 +1161,7 @@ def _status_code_of(payload: Mapping[str, Any]) -> int | None:
             break
         if isinstance(value, int):
             return value
-        if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+        if isinstance(value, str) and len(value) <= 32 and re.fullmatch(r"-?\d+", value.strip()):
             return int(value.strip())
         break
     return None
@@ -1012,16 +1184,20 @@ def parse_item_list(
     """Parse one ``/api/post/item_list/`` or ``/api/challenge/item_list/`` response.
 
     ``itemList`` is missing or ``null`` on empty pages; ``hasMore`` is a bool or 0/1; ``cursor``
-    a string or number. Bad items are returned in ``bad_items``, not raised. A payload that is
-    not an object, or whose ``itemList`` is not a list, raises ``ValueError``.
+    a string or number. Bad items are returned in ``bad_items``. Never raises on content: a
+    payload that is not an object, or whose ``itemList`` is not a list, comes back with
+    ``error`` set and :attr:`ItemListResult.status` ``BROKEN``.
     """
     if not isinstance(payload, Mapping):
-        raise ValueError(f"item list response is a {type(payload).__name__}, not an object")
+        return ItemListResult(error=f"item list response is a {type(payload).__name__}, not an object")
     raw_items = payload.get("itemList")
     if raw_items is None:
         raw_items = []
     if not isinstance(raw_items, list):
-        raise ValueError(f"item list response: itemList is a {type(raw_items).__name__}, not a list")
+        return ItemListResult(
+            error=f"item list response: itemList is a {type(raw_items).__name__}, not a list",
+            status_code=_status_code_of(payload),
+        )
     posts: list[Post] = []
     bad: list[tuple[Any, str]] = []
     seen: set[str] = set()
@@ -1041,11 +1217,12 @@ def parse_item_list(
         if post.post_id not in seen:
             seen.add(post.post_id)
             posts.append(post)
-    cursor = payload.get("cursor")
+    cursor = _lenient_str(payload.get("cursor"))
     return ItemListResult(
         posts=posts,
         has_more=_has_more(payload.get("hasMore", payload.get("has_more"))),
-        cursor=_lenient_str(cursor) or None,
+        # A cursor is a short number; anything huge is junk, not a position to resume from.
+        cursor=cursor if cursor and len(cursor) <= _MAX_ID_CHARS else None,
         status_code=_status_code_of(payload),
         bad_items=bad,
     )
@@ -1108,11 +1285,9 @@ def parse_document(
             text, source_url=source_url, scraped_at=scraped_at, proxy_id=proxy_id, backend=backend
         )
     try:
-        value = json.loads(stripped)
-    except json.JSONDecodeError as exc:
-        return PageResult(
-            kind=_kind_from_url(source_url), status=PageStatus.BROKEN, error=f"invalid JSON: {exc}"
-        )
+        value = loads_bounded(stripped)
+    except UnparseableJSON as exc:
+        return _unparseable(source_url, str(exc))
     kwargs: dict[str, Any] = {
         "source_url": source_url,
         "scraped_at": scraped_at,
@@ -1134,10 +1309,9 @@ def parse_document(
     if any(key in value for key in _SIGI_KEYS):
         return parse_state(PageState(form="sigi", script_id="json", data=value), **kwargs)
     if "itemList" in value:
-        try:
-            listing = parse_item_list(value, **kwargs)
-        except ValueError as exc:
-            return PageResult(kind=_kind_from_url(source_url), status=PageStatus.BROKEN, error=str(exc))
+        listing = parse_item_list(value, **kwargs)
+        if listing.error is not None:
+            return PageResult(kind=_kind_from_url(source_url), status=PageStatus.BROKEN, error=listing.error)
         status = status_for_code(listing.status_code)
         return PageResult(
             kind=_kind_from_url(source_url),
