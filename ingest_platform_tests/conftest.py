@@ -33,11 +33,9 @@ BARE_CHROMIUM_ARGS = [
 ]
 
 
-def shared_fixtures_dir() -> Path:
-    """``shared/fixtures`` beside the checkout (CI lays shared/ beside its clone too)."""
-    configured = os.environ.get("INGEST_SHARED_DIR")
-    base = Path(configured) if configured else REPO_ROOT.parent / "shared"
-    return base / "fixtures"
+def real_fixtures_dir() -> Path:
+    """Real-world TikTok and Apify samples (see its README), kept in the repo so a fresh clone tests alone."""
+    return REPO_ROOT / "ingest_platform_tests" / "data" / "real"
 
 
 def modules_loaded_by(

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from ingest_platform_tests.conftest import REPO_ROOT, modules_loaded_by, shared_fixtures_dir
+from ingest_platform_tests.conftest import REPO_ROOT, modules_loaded_by, real_fixtures_dir
 
-TIKTOK = shared_fixtures_dir() / "tiktok"
+TIKTOK = real_fixtures_dir() / "tiktok"
 
 
 def _cli(

@@ -20,7 +20,8 @@ from ingest_platform.sandbox.apify_api import (
     tiktok_dataset_item,
 )
 
-# Fields of a clockworks/tiktok-scraper item as in shared/fixtures/apify/tiktok-scraper-profile-items.json.
+# Fields of a clockworks/tiktok-scraper item as in
+# ingest_platform_tests/data/real/apify/tiktok-scraper-profile-items.json.
 TIKTOK_ITEM_KEYS = {
     "id",
     "text",

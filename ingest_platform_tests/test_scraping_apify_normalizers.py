@@ -1,4 +1,4 @@
-"""Apify item normalizers: real actor output (shared fixtures) and parity with the browser path."""
+"""Apify item normalizers: real actor output (tests/data/real) and parity with the browser path."""
 
 from __future__ import annotations
 
@@ -18,19 +18,19 @@ from ingest_platform.scraping.apify_normalizers import (
     tiktok_source_url,
 )
 from ingest_platform.scraping.tiktok_page import item_to_post
-from ingest_platform_tests.conftest import shared_fixtures_dir
+from ingest_platform_tests.conftest import real_fixtures_dir
 
 SCRAPED_AT = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 #: What legitimately differs between the browser and the Apify row for the same post.
 BACKEND_FIELDS = {"backend", "source_url", "scraped_at", "proxy_id"}
-APIFY_DIR = shared_fixtures_dir() / "apify"
+APIFY_DIR = real_fixtures_dir() / "apify"
 
 
 def load(name: str) -> list[dict[str, Any]]:
     path = APIFY_DIR / name
     if not path.exists():
         pytest.fail(
-            f"shared fixture {path} not present: CI lays shared/ beside the clone (INGEST_SHARED_DIR)"
+            f"real fixture {path} missing from ingest_platform_tests/data/real"
         )
     return json.loads(path.read_text(encoding="utf-8"))
 

@@ -19,7 +19,7 @@ from ingest_platform.scraping.blocking import (
     scan_markup,
 )
 from ingest_platform.scraping.tiktok_page import parse_page
-from ingest_platform_tests.conftest import shared_fixtures_dir
+from ingest_platform_tests.conftest import real_fixtures_dir
 
 URL = "https://www.tiktok.com/@someone"
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
@@ -147,12 +147,12 @@ def test_status_10204_and_empty_shell_from_the_page_state() -> None:
 
 
 def test_real_captured_pages() -> None:
-    tiktok = shared_fixtures_dir() / "tiktok"
+    tiktok = real_fixtures_dir() / "tiktok"
     video = tiktok / "video-ahormozi-7336007528070958382.html"
     shell = tiktok / "tag-saas-empty-shell.tail.html"
     if not video.exists() or not shell.exists():
         pytest.fail(
-            "shared TikTok fixtures not present: CI lays shared/ beside the clone (INGEST_SHARED_DIR)"
+            "real TikTok fixtures missing from ingest_platform_tests/data/real"
         )
     html = video.read_text(encoding="utf-8")
     url = "https://www.tiktok.com/@ahormozi/video/7336007528070958382"

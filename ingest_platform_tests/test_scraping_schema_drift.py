@@ -6,9 +6,9 @@ import copy
 import json
 
 from ingest_platform.scraping.schema_drift import SchemaTally, compare, item_schema
-from ingest_platform_tests.conftest import shared_fixtures_dir
+from ingest_platform_tests.conftest import real_fixtures_dir
 
-FIXTURE = shared_fixtures_dir() / "tiktok" / "video-detail-pm-alliance-7441618513669655864.json"
+FIXTURE = real_fixtures_dir() / "tiktok" / "video-detail-pm-alliance-7441618513669655864.json"
 
 
 def _item() -> dict:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,22 +24,9 @@ from ingest_platform.scraping.tiktok_page import (
     parse_item_list,
     parse_page,
 )
+from ingest_platform_tests.conftest import real_fixtures_dir
 
-
-def _fixtures_dir() -> Path:
-    # CI clones the repo next to a `shared/` directory, exactly like /work/main and /work/shared.
-    beside_clone = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
-    if beside_clone.is_dir():
-        return beside_clone
-    shared = os.environ.get("INGEST_SHARED_DIR")
-    if shared:
-        for candidate in (Path(shared) / "fixtures", Path(shared)):
-            if (candidate / "tiktok").is_dir():
-                return candidate
-    return beside_clone
-
-
-TIKTOK = _fixtures_dir() / "tiktok"
+TIKTOK = real_fixtures_dir() / "tiktok"
 AHORMOZI_HTML = TIKTOK / "video-ahormozi-7336007528070958382.html"
 PM_ALLIANCE_JSON = TIKTOK / "video-detail-pm-alliance-7441618513669655864.json"
 CONVERSION_DOC_JSON = TIKTOK / "video-detail-conversion-doc-7430511437199543584.json"
@@ -52,7 +38,7 @@ CTX: dict[str, Any] = {"scraped_at": SCRAPED_AT, "proxy_id": "p-0123456789", "ba
 
 
 def _read(path: Path) -> str:
-    assert path.is_file(), f"fixture missing: {path} (set INGEST_SHARED_DIR to the shared/ directory)"
+    assert path.is_file(), f"fixture missing: {path}"
     return path.read_text(encoding="utf-8")
 
 

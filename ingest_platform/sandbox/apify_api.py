@@ -26,9 +26,9 @@ compresses bodies over 1 KB); aiohttp inflates them.
 Actors:
 
 - ``clockworks/tiktok-scraper``: input ``profiles``, ``hashtags``, ``postURLs``, ``resultsPerPage``.
-  Items follow the real actor's output (see ``shared/fixtures/apify/``) and are generated from the
-  same :class:`SandboxContent` the sandbox TikTok site serves, so both backends can be compared item
-  by item (:func:`tiktok_dataset_item`).
+  Items follow the real actor's output (see ``ingest_platform_tests/data/real/apify/``) and are
+  generated from the same :class:`SandboxContent` the sandbox TikTok site serves, so both backends
+  can be compared item by item (:func:`tiktok_dataset_item`).
 - ``apify/facebook-posts-scraper``: input ``startUrls: [{url}]``, ``resultsLimit``. Items are
   deterministic public page posts in the actor's full schema (:func:`facebook_page_items`).
 
