@@ -36,6 +36,7 @@ Run ``python -m ingest_platform_tests.pii_corpus [seed ...]`` to print the table
 
 from __future__ import annotations
 
+import datetime
 import random
 import string
 import sys
@@ -401,10 +402,14 @@ def _luhn_digit(body: str) -> str:
 def negatives(fakers: dict[str, Faker], rng: random.Random, n: int) -> Iterable[str]:
     fake = fakers["en_US"]
     locales = list(fakers)
+
+    def moment() -> datetime.datetime:  # fixed bounds: Faker's own defaults move with "now"
+        return fake.date_time_between_dates(datetime.datetime(1990, 1, 1), datetime.datetime(2030, 12, 31))
+
     makers: list[Callable[[], str]] = [
-        lambda: f"delivered {fake.date()} {fake.time()}",
-        lambda: f"on {fake.date(pattern=rng.choice(['%d/%m/%Y', '%d.%m.%Y', '%m-%d-%Y', '%Y%m%d']))}",
-        lambda: f"at {fake.time(pattern=rng.choice(['%H:%M', '%H:%M:%S', '%I:%M %p']))} sharp",
+        lambda: f"delivered {moment():%Y-%m-%d %H:%M:%S}",
+        lambda: f"on {moment().strftime(rng.choice(['%d/%m/%Y', '%d.%m.%Y', '%m-%d-%Y', '%Y%m%d']))}",
+        lambda: f"at {moment().strftime(rng.choice(['%H:%M', '%H:%M:%S', '%I:%M %p']))} sharp",
         lambda: f"price {fakers[rng.choice(locales)].pricetag()} only",
         lambda: f"total ${rng.randint(1000, 99999):,}.{rng.randint(0, 99):02d}",
         lambda: f"UA {fake.chrome()}",

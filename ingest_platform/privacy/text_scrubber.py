@@ -254,9 +254,7 @@ def card_network_ok(digits: str) -> bool:
         return n >= 16
     if p2 in (62, 81, 65) or p4 == 6011 or 644 <= p3 <= 649:
         return n >= 16
-    if p2 == 50 or 56 <= p2 <= 69 or p4 == 604:
-        return True  # Maestro: 12-19 digits
-    return False
+    return p2 == 50 or 56 <= p2 <= 69 or p4 == 604  # Maestro: 12-19 digits
 
 
 def card_ok(digits: str) -> bool:
