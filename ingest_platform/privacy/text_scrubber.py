@@ -26,8 +26,10 @@ entity type plus a phonenumbers matcher per region over every text):
 
 from __future__ import annotations
 
+import bisect
 import functools
 import ipaddress
+import itertools
 import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -653,6 +655,37 @@ class TextScrubber:
             cursor = end
         pieces.append(text[cursor:])
         return "".join(pieces)
+
+    def personal_values(self, values: Sequence[object]) -> dict[int, str]:
+        """Positions of the string values that hold personal data, with the type found.
+
+        For identifier columns a policy keeps (order ids, post ids): the type is the finding's
+        when it covers the whole value, else ``"PARTIAL"``. A value made of digits only is not
+        read as a phone or card number: ids are digit strings by nature, and a 16-digit post id
+        that happens to pass Luhn is not a card. Scanned as one NUL-joined string, like
+        ``scrub_series``.
+        """
+        positions = [i for i, v in enumerate(values) if isinstance(v, str) and v.strip()]
+        texts = [str(values[i]) for i in positions]
+        if not texts:
+            return {}
+        joined = _SEPARATOR.join(texts)
+        if joined.count(_SEPARATOR) != len(texts) - 1:  # a value carries NUL itself: one by one
+            per_text = [(k, f) for k, text in enumerate(texts) for f in self.find(text)]
+            offsets = [0] * len(texts)
+        else:
+            offsets = list(itertools.accumulate((len(t) + 1 for t in texts[:-1]), initial=0))
+            per_text = [(bisect.bisect_right(offsets, f.start) - 1, f) for f in self.find(joined)]
+        found: dict[int, str] = {}
+        for k, finding in per_text:
+            text = texts[k]
+            value = text.strip()
+            if finding.type in ("PHONE", "CARD") and value.isdigit():
+                continue
+            lead = offsets[k] + len(text) - len(text.lstrip())
+            whole = finding.start <= lead and finding.end >= lead + len(value)
+            found[positions[k]] = finding.type if whole else found.get(positions[k], "PARTIAL")
+        return found
 
     def scrub_series(self, series: pd.Series) -> tuple[pd.Series, dict[str, int]]:
         """Scrub a text column; non-strings (None/NaN) pass through. Returns totals per type.
