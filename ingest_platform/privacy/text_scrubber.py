@@ -184,6 +184,7 @@ _NOT_A_CARD_CONTEXT = re.compile(
     r"(?i)\b(?:isbn|ean|gtin|upc|imei|meid|iccid|tracking|track|usps|ups|fedex|dhl|awb|serial|sn|"
     r"parcel|shipment|ref|reference|invoice|order)(?:\s{0,3}(?:no|nr|num|number|id|code))?\W{0,4}$"
 )
+_WORDY = re.compile(r"[^\W\d_]|[☎📞📱]")
 _IP_CUE = re.compile(r"(?i)\b(?:ip|ipv4|addr\w{0,5}|host|from|server|client|login|peer|remote)\W{0,4}$")
 # "version 4.0.0.1" is a four-part version number, not an address.
 _VERSION_CONTEXT = re.compile(r"(?i)\b(?:v|ver|version|build|release|rev|firmware|fw)\.?\s*$")
@@ -202,6 +203,46 @@ def iban_lengths() -> dict[str, int]:
             if "iban_length" in spec:
                 lengths[country] = int(spec["iban_length"])
     return lengths
+
+
+def _national_digit_counts(regions: Sequence[str]) -> frozenset[int]:
+    counts: set[int] = set()
+    for region in regions:
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        if metadata is None:
+            continue
+        trunk = len(metadata.national_prefix or "")
+        for length in metadata.general_desc.possible_length or ():
+            counts.update((length, length + trunk))
+    return frozenset(counts)
+
+
+class _RegionPlan(NamedTuple):
+    region: str
+    trunk: str
+    lengths: frozenset[int]
+    general: re.Pattern[str]
+
+
+@functools.cache
+def _region_plans() -> tuple[_RegionPlan, ...]:
+    """Per calling code: the main region, its trunk prefix, number lengths and general number
+    pattern. A national number is checked against a plan's length and pattern (one C regex)
+    before libphonenumber's full validity check, so a cued number costs ~215 regex matches."""
+    plans = []
+    for region in _all_phone_regions():
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        if metadata is None or metadata.general_desc.national_number_pattern is None:
+            continue
+        plans.append(
+            _RegionPlan(
+                region,
+                metadata.national_prefix or "",
+                frozenset(metadata.general_desc.possible_length or ()),
+                re.compile(metadata.general_desc.national_number_pattern),
+            )
+        )
+    return tuple(plans)
 
 
 @functools.cache
@@ -337,6 +378,11 @@ class TextScrubber:
         self.extra_phone_regions = tuple(dict.fromkeys(r for r in regions[1:] if r != regions[0]))
         self.tag_length = tag_length
         self._phone_cache: dict[tuple[str, bool], str | None] = {}
+        # Digit counts a national spelling can have (number lengths, with or without the trunk
+        # prefix): windows of other lengths are not worth a libphonenumber call. Bare runs are
+        # read in the default region only, runs opening with "0" or "(" in all configured ones.
+        self._default_lengths = _national_digit_counts((self.default_region,))
+        self._configured_lengths = _national_digit_counts((self.default_region, *self.extra_phone_regions))
 
     # --- detection -------------------------------------------------------------------------
 
@@ -490,11 +536,13 @@ class TextScrubber:
                 if is_ip:
                     findings.append(Finding("IP", start + excluded[0], start + excluded[1], is_ip))
         plus = run[0] == "+"
-        context = _context_start(text, start, 32)
-        not_a_card = _NOT_A_CARD_CONTEXT.search(text, context, start) is not None
-        not_a_phone = not plus and _NOT_A_PHONE_CONTEXT.search(text, context, start) is not None
         cue_context = _context_start(text, start, 40)
-        cue = not not_a_phone and _PHONE_CUE.search(text, cue_context, start) is not None
+        not_a_card = not_a_phone = cue = False
+        if _WORDY.search(text, cue_context, start):  # every context word has a letter or a symbol
+            context = _context_start(text, start, 32)
+            not_a_card = _NOT_A_CARD_CONTEXT.search(text, context, start) is not None
+            not_a_phone = not plus and _NOT_A_PHONE_CONTEXT.search(text, context, start) is not None
+            cue = not not_a_phone and _PHONE_CUE.search(text, cue_context, start) is not None
         # A context word ("ISBN", "order no") speaks for the first number of the run: the groups
         # joined by the first separator ("978-1-07-400403-3", "4412 9981 3321"), not what follows.
         first_number = _first_number_end(run, groups) if not_a_card or not_a_phone else 0
@@ -526,8 +574,9 @@ class TextScrubber:
                 index += 1
                 continue
             after_finding = index > 0 and taken[index - 1]
+            # A cue word speaks for the number right after it, not for the rest of the run.
             phone = self._phone_at(
-                text, start, run, groups, used, index, plus and index == 0, cue, after_finding
+                text, start, run, groups, used, index, plus and index == 0, cue and index == 0, after_finding
             )
             if phone is None:
                 index += 1
@@ -575,7 +624,7 @@ class TextScrubber:
         min_digits = 4 if cue or plus else 7
         if index > 0 and run[groups[index - 1][1] : groups[index][0]] in (".", ","):
             return None  # the fraction of a decimal ("21.0918295") or the middle of a dotted number
-        ends: list[int] = []
+        ends: list[tuple[int, int]] = []
         digits = singles = 0
         for last in range(index, min(len(groups), index + 8)):
             if used[last]:
@@ -588,8 +637,18 @@ class TextScrubber:
             if digits > 17 or singles > 2:
                 break
             if digits >= min_digits:
-                ends.append(last)
-        for last in reversed(ends):
+                ends.append((last, digits))
+        if not ends:
+            return None
+        # Only windows of a length some configured region can have are worth validating.
+        head = groups[index][0]
+        filtering = not (plus or cue or run.startswith("00", head))
+        opens = run[head - 1] == "(" if head > 0 else (start > 0 and text[start - 1] == "(")
+        for last, count in reversed(ends):
+            if filtering:
+                wide = run[head] == "0" or opens or (count == 10 and run[head] in "6789")
+                if count not in (self._configured_lengths if wide else self._default_lengths):
+                    continue
             window_start = 0 if plus else groups[index][0]
             window_end = groups[last][1]
             window = run[window_start:window_end]
@@ -904,11 +963,15 @@ def _parse_phone_anywhere(candidate: str, skip: Sequence[str]) -> str | None:
             return e164
     if sum(len(g) == 1 for g in _RUN_GROUP.findall(candidate)) > 2:
         return None
-    for region in _all_phone_regions():
-        if region not in skip:
-            e164 = valid_e164(candidate, (region,), min_digits=4)
-            if e164 is not None:
-                return e164
+    for plan in _region_plans():
+        if plan.region in skip:
+            continue
+        national = compact[len(plan.trunk) :] if plan.trunk and compact.startswith(plan.trunk) else compact
+        if len(national) not in plan.lengths or plan.general.fullmatch(national) is None:
+            continue  # valid_e164 strips the trunk prefix the same way
+        e164 = valid_e164(candidate, (plan.region,), min_digits=4)
+        if e164 is not None:
+            return e164
     return None
 
 
