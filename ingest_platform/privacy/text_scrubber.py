@@ -90,7 +90,8 @@ _MAIN = re.compile(
     r"|(?<=(?<![^\W\d_])[A-Za-z]{2}\d)(?=(?P<IBAN>(?:[ \-\u00a0]?[A-Za-z0-9]){10,34}))"
     # A run of digits and phone/card separators. Python splits it into cards, phones and
     # addresses ("Suite 400 415-555-0123", two phones side by side, a date then a phone).
-    r"|(?<![\w+\-/.#,%&].)(?P<RUN>[\d \-.()/\u00a0]{0,58})"
+    # (at least 4 digits: shorter numbers are never personal data on their own)
+    r"|(?<![\w+\-/.#,%&].)(?=(?:[ \-.()/\u00a0]{0,3}\d){3})(?P<RUN>[\d \-.()/\u00a0]{0,58})"
     r"))"
 )
 # Anchored at a candidate start found from a ":" (see _find_ipv6), so no trigger character.
@@ -118,6 +119,41 @@ _OBFUSCATED_AT = re.compile(
     r"|[ \t]{0,2}[(\[{<][ \t]{0,2}(?:at|AT|At)[ \t]{0,2}[)\]}>][ \t]{0,2}"
     r"|[ \t]{1,2}(?:at|AT)[ \t]{1,2})(?=[^\W_])"
 )
+# Where a marker can be: ``str.find`` on literal pieces skips text at memory speed (a regex
+# without a literal prefix tries every position, ~9 MB/s), brackets are rare enough for a
+# character-set-led regex. Each hit is confirmed by _OBFUSCATED_AT at or just before it.
+_OBFUSCATED_LITERALS = (" at ", " AT ", "%40", "&", "\t", "\uff20", "\ufe6b")
+_BRACKETED_AT = re.compile(r"[(\[{<][ \t]{0,2}(?:at|AT|At)[ \t]{0,2}[)\]}>]")
+
+
+def _obfuscated_markers(text: str) -> list[re.Match[str]]:
+    """The obfuscated "@" markers in ``text``, in order."""
+    hits: set[int] = set()
+    for literal in _OBFUSCATED_LITERALS:
+        hit = text.find(literal)
+        while hit >= 0:
+            # " at " needs a word before and after it ("mail jane at x dot com"), which most
+            # English "at"s also have, but a cheap look saves the regex for the rest.
+            if literal[0] != " " or (hit > 0 and text[hit + 4 : hit + 5].isalnum()):
+                hits.add(hit)
+            hit = text.find(literal, hit + 1)
+    if "(" in text or "[" in text or "{" in text or "<" in text:
+        hits.update(match.start() for match in _BRACKETED_AT.finditer(text))
+    markers: list[re.Match[str]] = []
+    for hit in sorted(hits):
+        # The marker starts at the hit or up to 3 blanks before it (" [at] ", "\tat\t").
+        for candidate in range(hit, max(-1, hit - 4), -1):
+            if candidate < hit and text[candidate] not in " \t":
+                break
+            if markers and candidate < markers[-1].end():
+                break
+            match = _OBFUSCATED_AT.match(text, candidate)
+            if match is not None:
+                markers.append(match)
+                break
+    return markers
+
+
 _OBFUSCATED_DOT = (
     r"(?:\.|[ \t]{0,2}[(\[{<][ \t]{0,2}(?:dot|DOT|\.)[ \t]{0,2}[)\]}>][ \t]{0,2}"
     r"|[ \t]{1,2}(?:dot|DOT)[ \t]{1,2})"
@@ -161,30 +197,78 @@ _DATE = re.compile(
 )
 _RUN_GROUP = re.compile(r"\d+")
 _IPV4_IN_RUN = re.compile(r"(?<![\d.])\d{1,3}(?:\.\d{1,3}){3}(?![\d])(?!\.\d)(?:/\d{1,2}(?!\d))?")
-# Digits right after these words are references, not phone numbers (unless written +CC / (area)).
-_NOT_A_PHONE_CONTEXT = re.compile(
-    r"(?i)\b(?:order|invoice|inv|ref|reference|tracking|track|sku|ticket|case|account|acct|po|"
-    r"id|serial|batch|lot|item|product|model|isbn|ean|gtin|upc|iban|card|views|likes|followers|"
-    r"imei|meid|iccid|usps|ups|fedex|dhl|awb|parcel|shipment|receipt|txn|transaction|device|coords?|"
-    r"lat|lon|lng|latitude|longitude)"
-    r"(?:\s{0,3}(?:no|nr|num|number|id|code))?\W{0,4}$"
+# The words before a run of digits, read once per run (a regex per question would cost more
+# than the rest of the run's handling). Words are letters only, so "reorder" is not "order".
+_REVERSED_WORD = re.compile(r"[^\w]{0,4}([^\W\d_]{1,30})")
+# Digits right after these words are references, not phone numbers (unless written +CC).
+_NOT_A_PHONE_WORDS = frozenset(
+    "order invoice inv ref reference tracking track sku ticket case account acct po id serial batch lot item "
+    "product model isbn ean gtin upc iban card views likes followers imei meid iccid usps ups fedex dhl awb "
+    "parcel shipment receipt txn transaction device coord coords lat lon lng latitude longitude".split()
 )
+# ... and article, parcel or device numbers even when they pass Luhn.
+_NOT_A_CARD_WORDS = frozenset(
+    "isbn ean gtin upc imei meid iccid tracking track usps ups fedex dhl awb serial sn parcel shipment "
+    "ref reference invoice order".split()
+)
+_NUMBER_WORDS = frozenset("no nr num number id code".split())
 # Words that say "a phone number follows": with one of them, a number written nationally is
 # tried against every region's numbering plan, shorter numbers (4-6 digits, small islands)
 # and country codes without "+" ("WhatsApp 4915123456789") count too.
-_PHONE_CUE = re.compile(
-    r"(?i)(?:\btel\w{0,8}|\bphone\w{0,3}|\bcall\w{0,3}|\bring|\bmob\w{0,4}|\bcell\w{0,4}|\bfax|"
-    r"whats\s?app|\bwa|\bsms|\btext|\bviber|\bsignal|\bhandy|"
-    r"\bhotline|\bdial|\bnumber|\bnummer|\bnum[ée]ro|t[ée]l[ée]phone|tel[ée]fono|телефон|тел|"
-    r"моб\w{0,6}|電話|携帯|手机|电话|전화|☎|📞|📱)"
-    r"(?:[^\w\n]{0,4}(?:me|us|at|on|via|to|or|the|my|our|no|nr|is|под)){0,3}[^\w\n]{0,4}$"
+_CUE_WORDS = frozenset(
+    "ring fax wa sms text viber signal handy hotline dial number nummer numero numéro téléphone "
+    "telefono teléfono телефон тел".split()
 )
-# Digits after these words are article, parcel or device numbers even when they pass Luhn.
-_NOT_A_CARD_CONTEXT = re.compile(
-    r"(?i)\b(?:isbn|ean|gtin|upc|imei|meid|iccid|tracking|track|usps|ups|fedex|dhl|awb|serial|sn|"
-    r"parcel|shipment|ref|reference|invoice|order)(?:\s{0,3}(?:no|nr|num|number|id|code))?\W{0,4}$"
-)
-_WORDY = re.compile(r"[^\W\d_]|[☎📞📱]")
+_CUE_STEMS = ("tel", "phone", "call", "mob", "cell", "whatsapp", "моб", "телефон")
+_CUE_ENDINGS = ("電話", "携帯", "手机", "电话", "전화")
+_CUE_SYMBOLS = ("☎", "📞", "📱")
+_CUE_FILLERS = frozenset("me us at on via to or the my our no nr is под".split())
+
+
+class _RunContext(NamedTuple):
+    not_a_phone: bool
+    not_a_card: bool
+    cue: bool
+
+
+_NO_CONTEXT = _RunContext(False, False, False)
+
+
+def _run_context(text: str, start: int) -> _RunContext:
+    """What the few words right before ``start`` say about the digits that follow.
+
+    Read backwards: the window is reversed and words are matched from its start, each at most
+    4 non-alphanumeric characters from the next ("order no. 4412", "call me at: 415...").
+    """
+    low = _context_start(text, start, 40)
+    reverse = text[low:start][::-1]
+    cue = any(symbol in reverse[:8] for symbol in _CUE_SYMBOLS)
+    match = _REVERSED_WORD.match(reverse)
+    if match is None:
+        return _RunContext(False, False, cue)
+    words = [match.group(1)[::-1].lower()]
+    while len(words) < 4:
+        match = _REVERSED_WORD.match(reverse, match.end())
+        if match is None:
+            break
+        words.append(match.group(1)[::-1].lower())
+    last = words[0]
+    subject = words[1] if last in _NUMBER_WORDS and len(words) > 1 else last
+    not_a_phone = subject in _NOT_A_PHONE_WORDS or last in _NOT_A_PHONE_WORDS
+    not_a_card = subject in _NOT_A_CARD_WORDS or last in _NOT_A_CARD_WORDS
+    if not cue and not not_a_phone:
+        for position, word in enumerate(words):
+            if word in _CUE_WORDS or word.startswith(_CUE_STEMS) or word.endswith(_CUE_ENDINGS):
+                cue = True
+                break
+            if word == "app" and words[position + 1 : position + 2] == ["whats"]:
+                cue = True
+                break
+            if word not in _CUE_FILLERS:
+                break
+    return _RunContext(not_a_phone, not_a_card, cue and not not_a_phone)
+
+
 _IP_CUE = re.compile(r"(?i)\b(?:ip|ipv4|addr\w{0,5}|host|from|server|client|login|peer|remote)\W{0,4}$")
 # "version 4.0.0.1" is a four-part version number, not an address.
 _VERSION_CONTEXT = re.compile(r"(?i)\b(?:v|ver|version|build|release|rev|firmware|fw)\.?\s*$")
@@ -393,10 +477,9 @@ class TextScrubber:
             ipv6 = self._find_ipv6(text)
             if ipv6:
                 findings = _merge(findings, ipv6)
-        if "%40" in text or "&#" in text or "&commat;" in text or "\uff20" in text or "\ufe6b" in text or (
-            ("at" in text or "AT" in text) and _OBFUSCATED_AT.search(text)
-        ):
-            obfuscated = self._find_obfuscated_emails(text)
+        markers = _obfuscated_markers(text)
+        if markers:
+            obfuscated = self._find_obfuscated_emails(text, markers)
             if obfuscated:
                 findings = _merge(findings, obfuscated)
         return findings
@@ -443,7 +526,12 @@ class TextScrubber:
                     end = match.end() - handle[0]
                     findings.append(Finding("URL_HANDLE", prefix.start(), end, handle[1]))
         # Runs and look-ahead IBANs may overlap (a lower-case IBAN's digits are also a run).
-        return _merge(findings, []) if findings else findings
+        previous_end = -1
+        for finding in findings:
+            if finding.start < previous_end:
+                return _merge(findings, [])
+            previous_end = finding.end
+        return findings
 
     def _ipv4_at(self, text: str, start: int, candidate: str) -> str | None:
         """The normalised address, unless the context says this is a version number."""
@@ -478,9 +566,9 @@ class TextScrubber:
             colon = text.find(":", colon + 1)
         return found
 
-    def _find_obfuscated_emails(self, text: str) -> list[Finding]:
+    def _find_obfuscated_emails(self, text: str, markers: list[re.Match[str]]) -> list[Finding]:
         found: list[Finding] = []
-        for marker in _OBFUSCATED_AT.finditer(text):
+        for marker in markers:
             at, after = marker.start(), marker.end()
             window = text[max(0, at - 64) : at]
             local = _EMAIL_LOCAL_REVERSED.match(window[::-1])
@@ -516,9 +604,11 @@ class TextScrubber:
         while end > start and not text[end - 1].isdigit():
             end -= 1
         run = text[start:end]
+        if _DATE.fullmatch(run):
+            return  # the most common run in notes: a date alone ("placed 2024-05-17")
         groups = [m.span() for m in _RUN_GROUP.finditer(run)]
-        if not groups:
-            return
+        if len(groups) == 2 and run[groups[0][1] : groups[1][0]] in (".", ","):
+            return  # a decimal number: a price, a measurement
         digits = sum(b - a for a, b in groups)
         if digits < 4:
             return
@@ -536,13 +626,10 @@ class TextScrubber:
                 if is_ip:
                     findings.append(Finding("IP", start + excluded[0], start + excluded[1], is_ip))
         plus = run[0] == "+"
-        cue_context = _context_start(text, start, 40)
-        not_a_card = not_a_phone = cue = False
-        if _WORDY.search(text, cue_context, start):  # every context word has a letter or a symbol
-            context = _context_start(text, start, 32)
-            not_a_card = _NOT_A_CARD_CONTEXT.search(text, context, start) is not None
-            not_a_phone = not plus and _NOT_A_PHONE_CONTEXT.search(text, context, start) is not None
-            cue = not not_a_phone and _PHONE_CUE.search(text, cue_context, start) is not None
+        context = _run_context(text, start) if start > 0 else _NO_CONTEXT
+        not_a_card = context.not_a_card
+        not_a_phone = context.not_a_phone and not plus
+        cue = context.cue
         # A context word ("ISBN", "order no") speaks for the first number of the run: the groups
         # joined by the first separator ("978-1-07-400403-3", "4412 9981 3321"), not what follows.
         first_number = _first_number_end(run, groups) if not_a_card or not_a_phone else 0
@@ -559,7 +646,10 @@ class TextScrubber:
                 if phone is not None:
                     index += 1
                     continue
-            card = _card_at(run, groups, used, index, index > 0 and taken[index - 1])
+            size = groups[index][1] - groups[index][0]
+            card = None
+            if size >= 12 or size == 4:
+                card = _card_at(run, groups, used, index, index > 0 and taken[index - 1])
             if card is None:
                 index += 1
                 continue
