@@ -340,7 +340,8 @@ def bench_hostile(texts: list[str]) -> None:
         scrubber.scrub(text)
         rate = len(text) / max(clock() - start, 1e-9) / 1e6
         print(
-            f"hostile input: {name:<18} {rate:6.2f} MB/s ({rate / baseline:5.2f}x ordinary, {len(text):,} chars)"
+            f"hostile input: {name:<18} {rate:6.2f} MB/s "
+            f"({rate / baseline:5.2f}x ordinary, {len(text):,} chars)"
         )
 
 

@@ -4,24 +4,51 @@
 start of the same keyed HMAC the column tokens use (over the same normalised value), so equal
 values map to equal tags across texts and tables, and nothing can be reversed without the key.
 
-Detected: EMAIL, PHONE (phonenumbers-validated, international and national formats), CARD
-(13-19 digits, Luhn), IBAN (mod-97 and country length), IP (v4/v6 via ``ipaddress``),
-URL_HANDLE (profile URLs of social networks) and MENTION (``@name``).
+Detected, and the rules (issue #13; measured on ``ingest_platform_tests/pii_corpus.py``, text
+from Faker, phonenumbers and schwifty rather than from us):
+
+* EMAIL: ASCII, Unicode and punycode (``xn--``) domains and local parts; obfuscated spellings
+  ``jane at example dot com``, ``(at)``/``[at]``, full-width ``＠``, ``%40`` (query strings),
+  ``&#64;``. A plain `` at `` with a real dot needs a common TLD ("meet at home.Then" is not).
+* PHONE: libphonenumber-validated. A run of digits and separators is split into groups and
+  read left to right, so a number before a phone ("Suite 400 415-555-0123") or two phones side
+  by side are separate. National spellings are read in ``default_region`` (``PRIVACY_PHONE_
+  REGION``) and, when they open with a trunk "0" or a bracket, in ``extra_phone_regions``
+  (``PRIVACY_PHONE_REGIONS``). After a cue word ("tel.", "call", "WhatsApp", "Handy", "電話",
+  a phone emoji) every region is tried, numbers may be 4-6 digits (small islands) and a
+  country code may come without "+". After "order", "invoice", "ISBN", "IMEI"... the first
+  number of the run is a reference, not a phone.
+* CARD: 12-19 digits, Luhn, *and* an issued IIN range with that network's length (IMEIs and
+  date-led bank references pass Luhn but no range). Written as one run or in 4-led groups with
+  one separator (space, dash, dot, no-break space); never the head or tail of a longer
+  4-4-4... number (parcel numbers), except two 16-digit numbers side by side.
+* IBAN: any case, separators space/dash/no-break space; the country length comes from the
+  SWIFT registry schwifty ships (every country it knows), then ISO 7064 mod-97.
+* IP: IPv4 (not after "Product/" as in ``Chrome/120.0.0.0``; all-one-digit "2.0.0.1" only
+  after an IP cue word), IPv6 via ``ipaddress``, with a ``%zone`` and ``/prefix`` covered.
+* URL_HANDLE: profile URLs of TikTok, Instagram, Facebook, X, LinkedIn, GitHub, Reddit,
+  Telegram (``t.me``), VK, Medium, and ``/@name`` on any host (Mastodon). MENTION: ``@name``,
+  not ``@scope/package``.
 
 Speed is the point (captions and notes arrive by the million; Presidio runs one regex pass per
 entity type plus a phonenumbers matcher per region over every text):
 
 * every entity has a rare trigger character: ``@`` (e-mail, mention), ``/`` (profile URLs),
-  a digit, ``+`` or ``(`` (IPv4, card, phone, IBAN check digits). The combined pattern
-  *consumes* that character first, so ``re`` compiles it with a character-set prefix and skips
-  everything else in a tight C loop (~45 MB/s here, instead of ~3 MB/s for a plain alternation
-  that tries every branch at every position); the parts before the trigger (an e-mail's local
-  part, an IBAN's country code, a URL's domain) are checked with look-behinds;
-* IPv6 gets its own pass, only when the text contains ``:``;
-* validators (Luhn, mod-97, ipaddress, phonenumbers) run only on candidates, and phonenumbers
-  only on runs of at least 7 digits that are not dates or references;
+  a digit or ``+`` (IPv4, runs of digits, IBAN check digits). The combined pattern *consumes*
+  that character first, so ``re`` skips everything else in a tight C loop; the parts before the
+  trigger (an e-mail's local part, an IBAN's country code, a URL's domain) are checked with
+  look-behinds. Runs need 4 digits (a bounded look-ahead) before any Python runs;
+* IPv6 gets its own pass, only when the text contains ``:``; obfuscated e-mails are found from
+  literal pieces (``str.find``) confirmed by a regex;
+* validators (Luhn + IIN, mod-97, ipaddress, phonenumbers) run only on candidates; a window of
+  digit groups is validated only if some configured region has numbers of that many digits;
 * ``scrub_series`` joins a whole column with NUL separators and scans it once, so texts with
   nothing to scrub cost no Python code at all.
+
+Hostile input: every quantifier is bounded or over one character class with a fixed end, runs
+are at most 59 characters and a phone window at most 8 groups, and the every-region check of a
+cue applies to the number right after the cue only, so work per character is bounded and no
+input raises (``test_privacy_hostile_scrub.py``; MB/s in ``benchmarks/privacy_throughput.py``).
 """
 
 from __future__ import annotations
@@ -201,28 +228,44 @@ _IPV4_IN_RUN = re.compile(r"(?<![\d.])\d{1,3}(?:\.\d{1,3}){3}(?![\d])(?!\.\d)(?:
 # than the rest of the run's handling). Words are letters only, so "reorder" is not "order".
 _REVERSED_WORD = re.compile(r"[^\w]{0,4}([^\W\d_]{1,30})")
 # Digits right after these words are references, not phone numbers (unless written +CC).
-_NOT_A_PHONE_WORDS = frozenset(
-    "order invoice inv ref reference tracking track sku ticket case account acct po id serial batch lot item "
-    "product model isbn ean gtin upc iban card views likes followers imei meid iccid usps ups fedex dhl awb "
-    "parcel shipment receipt txn transaction device coord coords lat lon lng latitude longitude".split()
-)
+# fmt: off
+_NOT_A_PHONE_WORDS = frozenset((
+    "order", "invoice", "inv", "ref", "reference", "tracking", "track", "sku", "ticket", "case",
+    "account", "acct", "po", "id", "serial", "batch", "lot", "item", "product", "model", "isbn", "ean",
+    "gtin", "upc", "iban", "card", "views", "likes", "followers", "imei", "meid", "iccid", "usps",
+    "ups", "fedex", "dhl", "awb", "parcel", "shipment", "receipt", "txn", "transaction", "device",
+    "coord", "coords", "lat", "lon", "lng", "latitude", "longitude",
+))
+# fmt: on
 # ... and article, parcel or device numbers even when they pass Luhn.
-_NOT_A_CARD_WORDS = frozenset(
-    "isbn ean gtin upc imei meid iccid tracking track usps ups fedex dhl awb serial sn parcel shipment "
-    "ref reference invoice order".split()
-)
-_NUMBER_WORDS = frozenset("no nr num number id code".split())
+# fmt: off
+_NOT_A_CARD_WORDS = frozenset((
+    "isbn", "ean", "gtin", "upc", "imei", "meid", "iccid", "tracking", "track", "usps", "ups", "fedex",
+    "dhl", "awb", "serial", "sn", "parcel", "shipment", "ref", "reference", "invoice", "order",
+))
+# fmt: on
+# fmt: off
+_NUMBER_WORDS = frozenset((
+    "no", "nr", "num", "number", "id", "code",
+))
+# fmt: on
 # Words that say "a phone number follows": with one of them, a number written nationally is
 # tried against every region's numbering plan, shorter numbers (4-6 digits, small islands)
 # and country codes without "+" ("WhatsApp 4915123456789") count too.
-_CUE_WORDS = frozenset(
-    "ring fax wa sms text viber signal handy hotline dial number nummer numero numéro téléphone "
-    "telefono teléfono телефон тел".split()
-)
+# fmt: off
+_CUE_WORDS = frozenset((
+    "ring", "fax", "wa", "sms", "text", "viber", "signal", "handy", "hotline", "dial", "number",
+    "nummer", "numero", "numéro", "téléphone", "telefono", "teléfono", "телефон", "тел",
+))
+# fmt: on
 _CUE_STEMS = ("tel", "phone", "call", "mob", "cell", "whatsapp", "моб", "телефон")
 _CUE_ENDINGS = ("電話", "携帯", "手机", "电话", "전화")
 _CUE_SYMBOLS = ("☎", "📞", "📱")
-_CUE_FILLERS = frozenset("me us at on via to or the my our no nr is под".split())
+# fmt: off
+_CUE_FILLERS = frozenset((
+    "me", "us", "at", "on", "via", "to", "or", "the", "my", "our", "no", "nr", "is", "под",
+))
+# fmt: on
 
 
 class _RunContext(NamedTuple):
