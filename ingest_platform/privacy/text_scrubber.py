@@ -289,26 +289,28 @@ def _run_context(text: str, start: int) -> _RunContext:
     match = _REVERSED_WORD.match(reverse)
     if match is None:
         return _RunContext(False, False, cue)
-    words = [match.group(1)[::-1].lower()]
-    while len(words) < 4:
-        match = _REVERSED_WORD.match(reverse, match.end())
-        if match is None:
-            break
-        words.append(match.group(1)[::-1].lower())
-    last = words[0]
-    subject = words[1] if last in _NUMBER_WORDS and len(words) > 1 else last
+    last = match.group(1)[::-1].lower()
+    subject = last
+    if last in _NUMBER_WORDS:  # "order no. 4412": the word before "no." decides
+        before = _REVERSED_WORD.match(reverse, match.end())
+        if before is not None:
+            subject = before.group(1)[::-1].lower()
     not_a_phone = subject in _NOT_A_PHONE_WORDS or last in _NOT_A_PHONE_WORDS
     not_a_card = subject in _NOT_A_CARD_WORDS or last in _NOT_A_CARD_WORDS
-    if not cue and not not_a_phone:
-        for position, word in enumerate(words):
-            if word in _CUE_WORDS or word.startswith(_CUE_STEMS) or word.endswith(_CUE_ENDINGS):
-                cue = True
-                break
-            if word == "app" and words[position + 1 : position + 2] == ["whats"]:
-                cue = True
-                break
-            if word not in _CUE_FILLERS:
-                break
+    word = last
+    for _ in range(4):  # the cue itself, behind up to 3 fillers ("call me at", "tel. no")
+        if cue or not_a_phone:
+            break
+        if word in _CUE_WORDS or word.startswith(_CUE_STEMS) or word.endswith(_CUE_ENDINGS):
+            cue = True
+            break
+        previous = _REVERSED_WORD.match(reverse, match.end())
+        if word == "app" and previous is not None and previous.group(1).lower() == "stahw":  # "whats app"
+            cue = True
+            break
+        if word not in _CUE_FILLERS or previous is None:
+            break
+        match, word = previous, previous.group(1)[::-1].lower()
     return _RunContext(not_a_phone, not_a_card, cue and not not_a_phone)
 
 
