@@ -497,7 +497,8 @@ def generate(seed: int = DEFAULT_SEED, *, default_region: str = "US", scale: int
         start = url.index("=") + 1
         records.append(Record(url, [Entity("EMAIL", start, start + len(email) + 2, email)], "query-email"))
     # Two values side by side: phones after phones, a card after an order number...
-    singles = [r for r in records if len(r.entities) == 1]
+    # (profile URLs are labelled by their user name only, so they are not re-embedded)
+    singles = [r for r in records if len(r.entities) == 1 and r.entities[0].type != "URL_HANDLE"]
     for _ in range(600 * scale):
         a, b = rng.sample(singles, 2)
         if a.entities[0].type == "PHONE" and _is_national(a.entities[0].value):

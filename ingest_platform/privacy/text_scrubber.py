@@ -660,8 +660,9 @@ class TextScrubber:
         used = [False] * len(groups)
         following = text[end : end + 2]
         glued = following[:1].isalnum() or following[:1] == "_"
-        if glued or (following[:1] == ":" and following[1:].isalnum()):
-            used[-1] = True  # "0920997c-1f32", "5106:bc97:...": the last digits start a word or address
+        if glued or (following[:1] in ":-_" and following[1:].isalnum() and not following[1:].isdigit()):
+            # "0920997c-1f32", "09423497-eb01", "5106:bc97:...": the last digits start an id or address
+            used[-1] = True
         if "." in run or "/" in run or "-" in run:
             for excluded, is_ip in self._run_exclusions(text, start, run):
                 first = _group_index(groups, excluded[0])
@@ -779,6 +780,7 @@ class TextScrubber:
         head = groups[index][0]
         filtering = not (plus or cue or run.startswith("00", head))
         opens = run[head - 1] == "(" if head > 0 else (start > 0 and text[start - 1] == "(")
+        intl = run.startswith("00", head)
         for last, count in reversed(ends):
             if filtering:
                 wide = run[head] == "0" or opens or (count == 10 and run[head] in "6789")
@@ -797,7 +799,8 @@ class TextScrubber:
                     window = "(" + window
             if last == index + 1 and run[groups[index][1] : groups[last][0]] in (".", ","):
                 continue  # "0.461548", "51,5074": a decimal number
-            if index > 0 and not after_finding and _size(groups, index - 1) > 2:  # "qty 2 415 555 0199"
+            # ("qty 2 415 555 0199": a 1-2 digit count is no number's head; "00"/"(" open a new one)
+            if index > 0 and not after_finding and _size(groups, index - 1) > 2 and not (opens or intl):
                 boundary = run[groups[index - 1][1] : groups[index][0]]
                 inner = {run[groups[k][1] : groups[k + 1][0]] for k in range(index, last)}
                 if boundary in inner:
@@ -976,9 +979,15 @@ def _card_at(
     separator = _between(run, groups, index)
     if separator not in _CARD_SEPARATORS:
         return None
-    if index > 0 and not after_finding and _size(groups, index - 1) == 4:
+    # (a date or address before it is its own thing: "on 07/03/2029 4231 8183 3128 9544")
+    if index > 0 and not after_finding and not used[index - 1] and _size(groups, index - 1) == 4:
         before, cursor = 0, index - 1
-        while cursor >= 0 and _size(groups, cursor) == 4 and _between(run, groups, cursor) == separator:
+        while (
+            cursor >= 0
+            and not used[cursor]
+            and _size(groups, cursor) == 4
+            and _between(run, groups, cursor) == separator
+        ):
             before += 4
             cursor -= 1
         first = index - before // 4
