@@ -177,3 +177,12 @@ def test_phone_regions_are_configurable_and_checked() -> None:
     assert japan.find("ping 090-1234-5678")[0].normalised == "+819012345678"
     with pytest.raises(ValueError, match="unknown phone region"):
         TextScrubber(pseudo, default_region="XX")
+
+
+@pytest.mark.usefixtures("dagster_home")
+def test_privacy_resource_passes_its_phone_regions_to_the_scrubber() -> None:
+    from ingest_platform.dagster_layer.resources import PrivacyResource
+
+    resource = PrivacyResource(hmac_key="r" * 48, default_phone_region="JP", extra_phone_regions=["AU"])
+    assert (resource.scrubber.default_region, resource.scrubber.extra_phone_regions) == ("JP", ("AU",))
+    assert [f.normalised for f in resource.scrubber.find("ping 0412 345 678")] == ["+61412345678"]
