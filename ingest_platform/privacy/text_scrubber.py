@@ -254,11 +254,12 @@ _NUMBER_WORDS = frozenset((
 # and country codes without "+" ("WhatsApp 4915123456789") count too.
 # fmt: off
 _CUE_WORDS = frozenset((
-    "ring", "fax", "wa", "sms", "text", "viber", "signal", "handy", "hotline", "dial", "number",
+    "ring", "fax", "wa", "sms", "text", "viber", "signal", "handy", "hotline", "dial", "number", "ph",
+    "tlf", "tfn", "gsm", "cel", "celular",
     "nummer", "numero", "numéro", "téléphone", "telefono", "teléfono", "телефон", "тел",
 ))
 # fmt: on
-_CUE_STEMS = ("tel", "phone", "call", "mob", "cell", "whatsapp", "моб", "телефон")
+_CUE_STEMS = ("tel", "phone", "call", "mob", "cell", "whatsapp", "моб", "телефон", "fone", "móvil", "movil")
 _CUE_ENDINGS = ("電話", "携帯", "手机", "电话", "전화")
 _CUE_SYMBOLS = ("☎", "📞", "📱")
 # fmt: off
