@@ -273,3 +273,36 @@ def test_the_rows_own_handle_is_tokenised_in_urls_without_an_at(pseudo: Pseudony
     assert (
         tokens[1] == "https://www.facebook.com/reel/2330959977401189/"
     )  # the handle is not in it: untouched
+
+
+def test_kept_identifiers_that_are_personal_data_become_joinable_tokens(pseudo: Pseudonymizer) -> None:
+    """Issue #12 item 6: an order id that is an e-mail or a phone number was kept in clear."""
+    raw = _orders()
+    raw["order_id"] = [" Jane@Example.com", "+1 415 555 0123"]
+    extra = pd.DataFrame(
+        [
+            {**raw.iloc[1].to_dict(), "order_id": "ORD-2024-0001"},  # an ordinary id
+            {**raw.iloc[1].to_dict(), "order_id": "4111111111111111"},  # digits only: an id, not a card
+            {**raw.iloc[1].to_dict(), "order_id": "ref jane@example.com"},  # personal data inside
+        ]
+    )
+    raw = pd.concat([raw, extra], ignore_index=True)
+    out, stats = ORDERS_POLICY.apply(raw, pseudo, TextScrubber(pseudo))
+    # The same value gives the same token as in the hashed column: the id still joins.
+    email_token = pseudo.token("jane@example.com", "email")
+    assert out.loc[0, "order_id"] == out.loc[0, "customer_email_token"] == email_token
+    assert out.loc[1, "order_id"] == out.loc[1, "customer_phone_token"]
+    assert out["order_id"].tolist()[2:4] == ["ORD-2024-0001", "4111111111111111"]
+    assert out.loc[4, "order_id"] == pseudo.token("ref jane@example.com", "generic")
+    assert stats.kept_tokenised == {"order_id": {"EMAIL": 1, "PHONE": 1, "PARTIAL": 1}}
+    assert stats.pii_in_kept_columns == 3 and stats.as_dict()["pii_in_kept_columns"] == 3
+    flat = out.astype(str).to_string()
+    for secret in ("Jane", "xample.com", "555 0123"):
+        assert secret not in flat
+
+
+def test_kept_columns_without_personal_data_pass_through_untouched(pseudo: Pseudonymizer) -> None:
+    raw = _posts()
+    out, stats = POSTS_POLICY.apply(raw, pseudo, TextScrubber(pseudo))
+    assert out["post_id"].tolist() == raw["post_id"].tolist()
+    assert stats.kept_tokenised == {} and stats.pii_in_kept_columns == 0

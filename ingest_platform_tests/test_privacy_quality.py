@@ -266,8 +266,6 @@ NEAR_MISSES = [
     "total $1,299.99 incl. tax",
     "price €2.499,00 or USD 12000",
     "only £ 45.50 today!!",
-    "write to user at example dot com",
-    "jane[at]example[.]com is my handle",
     "email me @ home tonight",
     "retina icon@2x.png looks sharp",
     "call 911 or room 1204, PIN 4821",
@@ -300,6 +298,12 @@ NEAR_MISSES = [
     "GTIN 00012345600012",
     "see https://example.com/path/123456789 ok",
     "instagram.com/explore/tags/food and x.com/home",
+]
+
+
+OBFUSCATED_EMAILS = [
+    ("write to user at example dot com", "user at example dot com"),
+    ("jane[at]example[.]com is my handle", "jane[at]example[.]com"),
 ]
 
 
@@ -339,6 +343,9 @@ def generate(seed: int = 20261128, per_type: int = 40) -> list[dict[str, object]
         records.append({"text": text, "entities": entities})
     for text in NEAR_MISSES:
         records.append({"text": text, "entities": []})
+    # Obfuscated addresses are addresses (issue #13): these two were near-misses before.
+    for text, value in OBFUSCATED_EMAILS:
+        records.append({"text": text, "entities": [{"type": "EMAIL", "value": value}]})
     for _ in range(20):
         records.append({"text": f"card test {_invalid_luhn_16(rng)} declined", "entities": []})
     for _ in range(10):  # a near-miss and a real value in one text

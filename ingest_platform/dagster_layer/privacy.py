@@ -127,6 +127,8 @@ def hashed_posts(
             "dagster/row_count": MetadataValue.int(len(shielded)),
             "key_id": privacy.pseudonymizer.key_id,
             **numeric_metadata(found),
+            # Kept ids (post_id...) that were personal data, now tokens (issue #12 item 6).
+            "pii_in_kept_columns": MetadataValue.int(stats.pii_in_kept_columns),
             **numeric_metadata(result.as_metadata()),
         },
         check_results=[

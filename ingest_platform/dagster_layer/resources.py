@@ -207,6 +207,8 @@ class PrivacyResource(ConfigurableResource):
     key_id: str | None = None
     environment: Literal["local", "prod"] = "local"
     default_phone_region: str = "US"
+    # PRIVACY_PHONE_REGIONS: also tried for national spellings that look like phones (trunk "0").
+    extra_phone_regions: list[str] = Field(default_factory=lambda: ["GB", "DE", "FR", "IN", "BR"])
 
     _shield: tuple[Any, Any] | None = PrivateAttr(default=None)
 
@@ -225,7 +227,11 @@ class PrivacyResource(ConfigurableResource):
             pseudonymizer = Pseudonymizer(
                 material.key, material.key_id, default_region=self.default_phone_region
             )
-            scrubber = TextScrubber(pseudonymizer, default_region=self.default_phone_region)
+            scrubber = TextScrubber(
+                pseudonymizer,
+                default_region=self.default_phone_region,
+                extra_phone_regions=self.extra_phone_regions,
+            )
             self._shield = (pseudonymizer, scrubber)
         return self._shield
 

@@ -91,7 +91,7 @@ def orders(
         zone.quarantine(path, reason)
         context.log.warning(f"Quarantined {path}: {reason}")
     validation = validate_orders(read.frame, source="ORDERS", run_id=context.run.run_id)
-    shielded, _stats = privacy.apply(ORDERS_POLICY, validation.valid)
+    shielded, shield_stats = privacy.apply(ORDERS_POLICY, validation.valid)
 
     with warehouse.open() as wh:
         result = wh.merge("ORDERS", shielded, key_columns=["order_id"], query_tag=query_tag(context))
@@ -124,6 +124,7 @@ def orders(
             "records_in": MetadataValue.int(total),
             "dead_letters": MetadataValue.int(rejected),
             "dead_letter_rate": MetadataValue.float(round(dead_letter_rate, 4)),
+            "pii_in_kept_columns": MetadataValue.int(shield_stats.pii_in_kept_columns),
             **numeric_metadata(result.as_metadata()),
         },
         check_results=[

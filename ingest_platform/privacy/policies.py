@@ -102,6 +102,8 @@ class PolicyStats:
     hashed: dict[str, int] = field(default_factory=dict)  # output column -> non-null tokens
     generalised: dict[str, int] = field(default_factory=dict)  # output column -> non-null values
     scrubbed: dict[str, dict[str, int]] = field(default_factory=dict)  # column -> type -> count
+    # Kept identifier columns: values that were personal data, replaced by their token.
+    kept_tokenised: dict[str, dict[str, int]] = field(default_factory=dict)  # column -> type -> count
     kept: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)  # named in the policy as drop
     unknown_dropped: list[str] = field(default_factory=list)  # not in the policy, default drop
@@ -121,6 +123,11 @@ class PolicyStats:
     def pii_found_in_text(self) -> int:
         return sum(self.found.values())
 
+    @property
+    def pii_in_kept_columns(self) -> int:
+        """Values of kept identifier columns (order_id, post_id...) that were personal data."""
+        return sum(sum(counts.values()) for counts in self.kept_tokenised.values())
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "table": self.table,
@@ -135,6 +142,8 @@ class PolicyStats:
             "missing": list(self.missing),
             "found": self.found,
             "pii_found_in_text": self.pii_found_in_text,
+            "kept_tokenised": {k: dict(v) for k, v in self.kept_tokenised.items()},
+            "pii_in_kept_columns": self.pii_in_kept_columns,
         }
 
 
@@ -189,7 +198,12 @@ class TablePolicy:
                 continue
             assert target is not None
             if action is Action.KEEP:
-                out[target] = series
+                if scrubber is None:
+                    scrubber = TextScrubber(pseudonymizer, default_region=pseudonymizer.default_region)
+                values, counts = tokenise_personal_values(series, pseudonymizer, scrubber)
+                out[target] = values
+                if counts:
+                    stats.kept_tokenised[target] = counts
                 (stats.kept if named else stats.unknown_kept).append(column)
             elif action is Action.HASH:
                 if policy.many:
@@ -218,6 +232,40 @@ class TablePolicy:
                 out[target] = scrubbed.rename(target)
                 stats.scrubbed[target] = totals
         return pd.DataFrame(out, index=df.index) if out else pd.DataFrame(index=df.index), stats
+
+
+# --- kept identifiers -------------------------------------------------------------------------
+
+# The token kind (normalisation) of each detected type: an order id that is an e-mail gets the
+# token ``customer_email`` gets for the same address, so the two still join.
+_KIND_OF_TYPE: dict[str, TokenKind] = {
+    "EMAIL": "email", "PHONE": "phone", "CARD": "card", "IBAN": "iban", "IP": "ip",
+    "URL_HANDLE": "generic", "MENTION": "handle", "PARTIAL": "generic",
+}  # fmt: skip
+
+
+def tokenise_personal_values(
+    series: pd.Series, pseudonymizer: Pseudonymizer, scrubber: TextScrubber
+) -> tuple[pd.Series, dict[str, int]]:
+    """A kept column with every value the detector finds to be personal data replaced by its
+    keyed token (typed by what was found, so it stays joinable), and the count per type.
+
+    Ids are kept because they join tables; an id that *is* an e-mail or phone number would
+    carry the person into the warehouse. Non-string columns (counts, flags, timestamps) pass
+    through untouched, and so does a column where nothing is found (same object, no copy).
+    """
+    if series.empty or not (pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series)):
+        return series, {}
+    values = series.tolist()
+    found = scrubber.personal_values(values)
+    if not found:
+        return series, {}
+    counts: dict[str, int] = {}
+    replaced = list(values)
+    for position, kind in found.items():
+        replaced[position] = pseudonymizer.token(values[position], _KIND_OF_TYPE[kind])
+        counts[kind] = counts.get(kind, 0) + 1
+    return pd.Series(replaced, index=series.index, name=series.name, dtype=object), counts
 
 
 # --- URLs ------------------------------------------------------------------------------------

@@ -71,7 +71,9 @@ def token_key_id(token: str) -> str:
 # --- normalisation ------------------------------------------------------------------------
 
 
-def valid_e164(text: str, regions: tuple[str, ...] | list[str], *, possible_ok: bool = False) -> str | None:
+def valid_e164(
+    text: str, regions: tuple[str, ...] | list[str], *, possible_ok: bool = False, min_digits: int = 7
+) -> str | None:
     """E.164 of a phone number in a clean spelling if libphonenumber deems it valid, else None.
 
     ``phonenumbers.parse`` costs ~20 us, mostly normalisation machinery that clean spellings
@@ -84,13 +86,16 @@ def valid_e164(text: str, regions: tuple[str, ...] | list[str], *, possible_ok: 
     range (fictional "+44 7700 900xxx" numbers, new ranges the metadata does not know yet)
     when the spelling itself says "phone": a country code, or a trunk "0" of one of
     ``regions``. Scrubbing errs towards removing such numbers.
+
+    ``min_digits`` admits shorter national numbers (4-6 digits: small islands, some UANs) when
+    the caller has other evidence that this is a phone number (a "tel."/"call" cue).
     """
     compact = _PHONE_JUNK_RE.sub("", text.replace("(0)", ""))
     plus = compact.startswith("+")
     if compact.startswith("00"):
         compact, plus = compact[2:], True
     digits = compact[1:] if plus else compact
-    if not digits.isdigit() or not 7 <= len(digits) <= 17:
+    if not digits.isdigit() or not min_digits <= len(digits) <= 17:
         return None
     if plus:
         for size in (1, 2, 3):
