@@ -41,7 +41,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from ingest_platform.settings import ENVIRONMENTS, ConfigError, check_settings
+from ingest_platform.settings import ENVIRONMENTS, ConfigError, check_settings, phone_regions, setting
 
 PROG = "ingest-platform"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -574,7 +574,14 @@ def run_scrub(args: argparse.Namespace) -> int:
                                instance_dir=home)  # fmt: skip
     except PrivacyKeyError as error:
         raise ConfigError(str(error)) from None
-    scrubber = TextScrubber(Pseudonymizer(material.key, material.key_id), default_region=args.region)
+    try:
+        scrubber = TextScrubber(
+            Pseudonymizer(material.key, material.key_id),
+            default_region=args.region or setting("PRIVACY_PHONE_REGION"),
+            extra_phone_regions=phone_regions(setting("PRIVACY_PHONE_REGIONS")),
+        )
+    except ValueError as error:  # an unknown --region
+        raise ConfigError(f"--region: {error}") from None
     for line in scrub_lines((raw.rstrip("\n") for raw in sys.stdin), scrubber):
         print(line, flush=True)
     return EXIT_OK
@@ -662,8 +669,9 @@ def build_parser() -> argparse.ArgumentParser:
                 "echo 'call +44 20 7946 0958' | ingest-platform scrub --region GB")  # fmt: skip
     scrub.add_argument("--home", help=HOME_HELP + "; holds the local key when PRIVACY_HMAC_KEY is unset")
     scrub.add_argument(
-        "--region", default="US",
-        help="phone region for numbers written without a +country code (default: %(default)s)",
+        "--region",
+        help="phone region for numbers written without a +country code "
+        "(default: PRIVACY_PHONE_REGION, else US; PRIVACY_PHONE_REGIONS adds more)",
     )  # fmt: skip
     scrub.set_defaults(handler=run_scrub)
     return parser

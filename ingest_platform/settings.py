@@ -80,6 +80,10 @@ DEFAULTS: dict[str, tuple[str, str | None]] = {
     "SNOWFLAKE_WAREHOUSE_SIZE": ("XSMALL", None),
     "SNOWFLAKE_CREDIT_PRICE_USD": ("3.0", None),
     "DAGSTER_UI_URL": ("http://127.0.0.1:3000", None),
+    # Phone numbers written without +country code are read in this region, then (for national
+    # spellings with a trunk "0" or a bracket) in the extra ones.
+    "PRIVACY_PHONE_REGION": ("US", None),
+    "PRIVACY_PHONE_REGIONS": ("GB,DE,FR,IN,BR", None),
 }
 
 # name -> (type, lowest allowed value, whether the lowest value itself is allowed)
@@ -195,7 +199,31 @@ def _value_problems(env: Mapping[str, str]) -> list[str]:
             problem = uri_problem(text)
             if problem:
                 problems.append(f"{name} {problem}")
+    problems += _phone_region_problems(env)
     problems += _parsed_problems(env)
+    return problems
+
+
+def phone_regions(text: str) -> list[str]:
+    """``PRIVACY_PHONE_REGIONS``: comma-separated ISO 3166 codes, upper-cased, blanks dropped."""
+    return [code.strip().upper() for code in text.split(",") if code.strip()]
+
+
+def _phone_region_problems(env: Mapping[str, str]) -> list[str]:
+    names = [name for name in ("PRIVACY_PHONE_REGION", "PRIVACY_PHONE_REGIONS") if _set(env, name)]
+    if not names:
+        return []
+    import phonenumbers  # only when a region is set: the check stays cheap at load otherwise
+
+    problems = []
+    for name in names:
+        codes = phone_regions(_set(env, name))
+        unknown = [code for code in codes if code not in phonenumbers.SUPPORTED_REGIONS]
+        if name == "PRIVACY_PHONE_REGION" and "," in _set(env, name):
+            problems.append(f"{name} takes one region (put the others in PRIVACY_PHONE_REGIONS)")
+        elif unknown:
+            listed = ", ".join(unknown)[:80]
+            problems.append(f"{name}: unknown phone region(s) {listed}; use ISO 3166 codes like US, GB")
     return problems
 
 

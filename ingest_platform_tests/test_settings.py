@@ -334,3 +334,16 @@ def test_hostile_values_give_a_config_error_or_nothing(env: dict[str, str], prod
 def test_a_huge_value_gives_a_short_message() -> None:
     message = problems_of({"TIKTOK_TARGETS": "@" * 1_000_000, "ORDERS_BUFFER_COUNT_RECORDS": "9" * 5000})
     assert len(message) < 700 and "TIKTOK_TARGETS" in message and "ORDERS_BUFFER_COUNT_RECORDS" in message
+
+
+def test_phone_regions_are_checked_at_load_and_reach_the_privacy_resource(monkeypatch) -> None:
+    from ingest_platform.dagster_layer.environments import resources_for
+
+    with pytest.raises(ConfigError, match="PRIVACY_PHONE_REGIONS: unknown phone region"):
+        check_settings({"PRIVACY_PHONE_REGIONS": "GB,ZZ"})
+    with pytest.raises(ConfigError, match="PRIVACY_PHONE_REGION takes one region"):
+        check_settings({"PRIVACY_PHONE_REGION": "DE,FR"})
+    monkeypatch.setenv("PRIVACY_PHONE_REGION", "de")
+    monkeypatch.setenv("PRIVACY_PHONE_REGIONS", "at, ch")
+    privacy = resources_for("local")["privacy"]
+    assert privacy.default_phone_region == "DE" and privacy.extra_phone_regions == ["AT", "CH"]

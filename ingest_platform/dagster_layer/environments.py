@@ -35,7 +35,7 @@ from ingest_platform.dagster_layer.resources import (
     WarehouseResource,
     dagster_home,
 )
-from ingest_platform.settings import SECRET_SETTINGS, setting
+from ingest_platform.settings import SECRET_SETTINGS, phone_regions, setting
 
 SANDBOX_DEFAULT_URL = "http://127.0.0.1:8765"
 
@@ -49,6 +49,17 @@ def _secret(name: str) -> EnvVar | None:
     if name not in SECRET_SETTINGS:
         raise KeyError(f"{name} is not listed in ingest_platform.settings.SECRET_SETTINGS")
     return EnvVar(name) if (os.environ.get(name) or "").strip() else None
+
+
+def _privacy(environment: str) -> PrivacyResource:
+    """The privacy shield: the key through EnvVar (prod requires it; local generates one)."""
+    return PrivacyResource(
+        hmac_key=_secret("PRIVACY_HMAC_KEY") if environment == "local" else EnvVar("PRIVACY_HMAC_KEY"),
+        key_id=os.environ.get("PRIVACY_KEY_ID") if environment == "prod" else None,
+        environment=environment,
+        default_phone_region=setting("PRIVACY_PHONE_REGION").strip().upper(),
+        extra_phone_regions=phone_regions(setting("PRIVACY_PHONE_REGIONS")),
+    )
 
 
 def local_resources() -> dict[str, Any]:
@@ -75,7 +86,7 @@ def local_resources() -> dict[str, Any]:
             backend=_default_backend(),  # type: ignore[arg-type]
         ),
         # Unset: the key is generated once into $DAGSTER_HOME/privacy_hmac.key (0600) at run time.
-        "privacy": PrivacyResource(hmac_key=_secret("PRIVACY_HMAC_KEY"), environment="local"),
+        "privacy": _privacy("local"),
         "embeddings": EmbeddingResource(
             provider=setting("EMBEDDINGS_PROVIDER", environment="local"),  # type: ignore[arg-type]
             base_url=os.environ.get("EMBEDDINGS_BASE_URL"),
@@ -173,9 +184,7 @@ def prod_resources() -> dict[str, Any]:
             list_wait_s=float(setting("SCRAPER_LIST_WAIT_S")),
             backend=_default_backend(),  # type: ignore[arg-type]
         ),
-        "privacy": PrivacyResource(
-            hmac_key=EnvVar("PRIVACY_HMAC_KEY"), key_id=os.environ.get("PRIVACY_KEY_ID"), environment="prod"
-        ),
+        "privacy": _privacy("prod"),
         "embeddings": EmbeddingResource(
             provider=setting("EMBEDDINGS_PROVIDER", environment="prod"),  # type: ignore[arg-type]
             base_url=os.environ.get("EMBEDDINGS_BASE_URL"),
