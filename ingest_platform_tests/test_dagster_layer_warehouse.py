@@ -33,6 +33,7 @@ from dagster import (
     materialize,
 )
 
+from ingest_platform.dagster_layer.alerts import AlertsResource
 from ingest_platform.dagster_layer.quality import dead_letters
 from ingest_platform.dagster_layer.resources import (
     LandingZoneResource,
@@ -41,7 +42,12 @@ from ingest_platform.dagster_layer.resources import (
     ThresholdsResource,
     WarehouseResource,
 )
-from ingest_platform.dagster_layer.warehouse import orders, orders_job, orders_landing_sensor
+from ingest_platform.dagster_layer.warehouse import (
+    attempt_run_key,
+    orders,
+    orders_job,
+    orders_landing_sensor,
+)
 from ingest_platform.orders.landing import LandingZone, run_key_for
 from ingest_platform.raw_store import RawStore
 from ingest_platform.sandbox.orders import (
@@ -137,7 +143,9 @@ def age_files(paths: list[Path], seconds: float) -> None:
 
 
 def evaluate_sensor(landing: LandingZoneResource) -> RunRequest | SkipReason:
-    context = build_sensor_context(resources={"landing": landing}, instance=DagsterInstance.ephemeral())
+    context = build_sensor_context(
+        resources={"landing": landing, "alerts": AlertsResource()}, instance=DagsterInstance.ephemeral()
+    )
     return orders_landing_sensor(context)
 
 
@@ -182,7 +190,8 @@ def test_sensor_flushes_on_record_count(tmp: Path, truth: OrderFilesTruth) -> No
     assert isinstance(request, RunRequest)
     files = request.run_config["ops"]["ORDERS"]["config"]["files"]
     assert [Path(f).name for f in files] == [p.name for p in truth.files]  # oldest first, all of them
-    assert request.run_key == run_key_for(landing.open().pending_files())
+    # the first attempt at this batch: its fingerprint, attempt 0
+    assert request.run_key == attempt_run_key(run_key_for(landing.open().pending_files()), 0)
     assert request.tags["ingest_platform/flush_reason"] == "count"
     assert request.tags["ingest_platform/records"] == "120"
 
@@ -566,3 +575,30 @@ def test_orders_on_snowflake_loads_reruns_and_survives_a_crashed_merge(
     assert set(after["order_id"]) == truth.order_ids | second.order_ids
     assert after["order_id"].is_unique
     assert pending_names(tmp / "landing") == []
+
+
+# ---- item 7: a fresh warehouse --------------------------------------------------------------
+
+
+def test_a_fresh_warehouse_whose_first_batch_has_no_reject_runs_the_whole_job(tmp: Path) -> None:
+    # No reject anywhere yet: the dead_letters table does not exist when dead_letters runs.
+    rows = [
+        {"order_id": f"F{i}", "created_at": "2026-11-27T10:00:00Z", "amount": "3.50", "currency": "EUR"}
+        for i in range(3)
+    ]
+    (tmp / "landing" / "orders_clean.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    resources = local_resources(tmp)
+    job = Definitions(assets=[orders, dead_letters], jobs=[orders_job], resources=resources).resolve_job_def(
+        "orders_job"
+    )
+
+    result = job.execute_in_process(instance=DagsterInstance.ephemeral(), raise_on_error=False)
+
+    assert result.success
+    assert set(orders_table(resources)["order_id"]) == {"F0", "F1", "F2"}
+    (letters,) = [
+        event
+        for event in result.get_asset_materialization_events()
+        if event.asset_key.to_user_string() == "dead_letters"
+    ]
+    assert letters.materialization.metadata["dagster/row_count"].value == 0

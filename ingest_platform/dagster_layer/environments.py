@@ -35,6 +35,20 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(name) or default
 
 
+def _landing_retry() -> dict[str, int]:
+    """Retry policy of the ORDERS landing sensor for failed loads (see the sensor's docstring)."""
+    return {
+        "retry_backoff_seconds": int(_env("ORDERS_RETRY_BACKOFF_SECONDS", "60")),
+        "retry_backoff_max_seconds": int(_env("ORDERS_RETRY_BACKOFF_MAX_SECONDS", "900")),
+        "retry_alert_after_failures": int(_env("ORDERS_RETRY_ALERT_AFTER", "3")),
+    }
+
+
+def orders_sensor_interval_seconds() -> int:
+    """ORDERS_SENSOR_INTERVAL_SECONDS: how often the daemon ticks the landing sensor (read at import)."""
+    return int(_env("ORDERS_SENSOR_INTERVAL_SECONDS", "30"))
+
+
 def local_resources() -> dict[str, Any]:
     home = dagster_home()
     return {
@@ -46,6 +60,7 @@ def local_resources() -> dict[str, Any]:
             uri=_env("ORDERS_LANDING_URI", str(home / "landing" / "orders")),
             buffer_count_records=int(_env("ORDERS_BUFFER_COUNT_RECORDS", "10000")),
             buffer_flush_seconds=int(_env("ORDERS_BUFFER_FLUSH_SECONDS", "60")),
+            **_landing_retry(),
         ),
         "proxy_pool": ProxyPoolResource(proxy_list=_env("PROXY_LIST", "")),
         "tiktok_scraper": TikTokScraperResource(
@@ -131,7 +146,7 @@ def prod_resources() -> dict[str, Any]:
             credit_price_usd=float(_env("SNOWFLAKE_CREDIT_PRICE_USD", "3.0")),
         ),
         "raw_store": RawStoreResource(uri=EnvVar("INGEST_RAW_URI")),
-        "landing": LandingZoneResource(uri=EnvVar("ORDERS_LANDING_URI")),
+        "landing": LandingZoneResource(uri=EnvVar("ORDERS_LANDING_URI"), **_landing_retry()),
         "proxy_pool": ProxyPoolResource(proxy_list=EnvVar("PROXY_LIST")),
         "tiktok_scraper": TikTokScraperResource(
             base_url=_env("TIKTOK_BASE_URL", "https://www.tiktok.com"),

@@ -70,10 +70,16 @@ def dead_letters(
             key_columns=["source", "payload_sha256", "reason", "partition_key"],
             query_tag=query_tag(context),
         )
-        by_source = wh.read_sql(
-            "SELECT source, COUNT(*) AS n FROM dead_letters GROUP BY source ORDER BY source"
+        # A fresh warehouse whose first loads rejected nothing has no table yet: zero letters,
+        # not an error (an empty frame creates no table).
+        by_source = (
+            wh.read_sql("SELECT source, COUNT(*) AS n FROM dead_letters GROUP BY source ORDER BY source")
+            if "dead_letters" in wh.list_tables()
+            else None
         )
-    counts = dict(zip(by_source["source"], by_source["n"].astype(int), strict=True))
+    counts = (
+        {} if by_source is None else dict(zip(by_source["source"], by_source["n"].astype(int), strict=True))
+    )
     by_reason = frame.groupby("source")["reason"].agg(
         lambda r: r.str.split(":").str[0].value_counts().to_dict()
     )

@@ -6,7 +6,11 @@ when the pending records reach ``buffer_count_records`` or the oldest file is
 """
 
 import hashlib
-from datetime import UTC, datetime
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from dagster import (
     AssetCheckResult,
@@ -15,10 +19,13 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     Config,
+    DagsterInstance,
+    DagsterRunStatus,
     DefaultSensorStatus,
     MaterializeResult,
     MetadataValue,
     RunRequest,
+    RunsFilter,
     SensorEvaluationContext,
     SkipReason,
     asset,
@@ -27,7 +34,9 @@ from dagster import (
 )
 from pydantic import Field
 
+from ingest_platform.dagster_layer.alerts import AlertsResource
 from ingest_platform.dagster_layer.common import numeric_metadata, query_tag, rate, spool_dead_letters
+from ingest_platform.dagster_layer.environments import orders_sensor_interval_seconds
 from ingest_platform.dagster_layer.resources import (
     LandingZoneResource,
     PrivacyResource,
@@ -36,12 +45,20 @@ from ingest_platform.dagster_layer.resources import (
     WarehouseResource,
 )
 
+if TYPE_CHECKING:  # landing imports pandas/pyarrow: keep them out of code-location load
+    from ingest_platform.orders.landing import LandingFile
+
 ORDERS_KEY = AssetKey("ORDERS")
 
 
 class OrdersLoadConfig(Config):
     files: list[str] | None = Field(
         default=None, description="Landing files to load (set by the sensor); empty means every pending file."
+    )
+    file_versions: list[str] | None = Field(
+        default=None,
+        description="'path|size|mtime' of each file as the sensor saw it: the retry rule counts "
+        "failed attempts per file version.",
     )
 
 
@@ -154,30 +171,265 @@ orders_job = define_asset_job(
 )
 
 
-@sensor(job=orders_job, minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING)
-def orders_landing_sensor(context: SensorEvaluationContext, landing: LandingZoneResource):
-    """Buffers landing files like the Kafka connector: flush on record count or on age."""
+# ---- the landing sensor and its retry rule --------------------------------------------------
+
+BATCH_TAG = "ingest_platform/batch"
+ATTEMPT_TAG = "ingest_platform/attempt"
+# Enough history to see every recent attempt of the files still pending; older runs only matter
+# for files that have been failing for days, which the alert has long reported.
+RUN_HISTORY_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Backoff for files whose load failed, and when to alert about them."""
+
+    backoff_seconds: float = 60
+    backoff_max_seconds: float = 900
+    alert_after_failures: int = 3
+
+    def wait_seconds(self, failures: int) -> float:
+        """Seconds to wait after the ``failures``-th consecutive failure: base * 2^(n-1), capped."""
+        if failures <= 0:
+            return 0.0
+        return float(min(self.backoff_seconds * 2 ** min(failures - 1, 30), self.backoff_max_seconds))
+
+
+@dataclass(frozen=True)
+class LoadAttempt:
+    """One orders_job run as the sensor sees it: which file versions it loads and how it ended."""
+
+    run_id: str
+    batch: str | None
+    file_versions: frozenset[str] | None  # None: a run over "every pending file" (manual run)
+    paths: frozenset[str] | None
+    finished: bool
+    succeeded: bool
+    end_time: float | None
+
+
+@dataclass(frozen=True)
+class FileRetry:
+    """A pending file that failed to load: how often in a row, and when it may go again."""
+
+    path: str
+    failures: int
+    last_failure: datetime
+    retry_at: datetime
+
+
+@dataclass(frozen=True)
+class RetryState:
+    """What the run history says about the pending files (shared by the sensor and loader_lag)."""
+
+    in_flight: frozenset[str]  # paths an unfinished run is loading
+    all_in_flight: bool  # an unfinished run loads every pending file
+    retries: dict[str, FileRetry]  # path -> failure state, for pending files that failed before
+
+    def waiting(self, now: datetime) -> dict[str, FileRetry]:
+        """Failed files whose backoff has not elapsed yet."""
+        return {path: retry for path, retry in self.retries.items() if retry.retry_at > now}
+
+
+def file_version(file: "LandingFile") -> str:
+    """One landed version of a file: path, size and mtime (a replaced file is a new version)."""
+    path, size, mtime = file.identity
+    return f"{path}|{size}|{mtime}"
+
+
+def plan_retries(
+    pending: Sequence["LandingFile"], attempts: Iterable[LoadAttempt], policy: RetryPolicy
+) -> RetryState:
+    """Per pending file, its consecutive failed attempts (since its last successful load).
+
+    Failures count per file *version*: a file replaced by the producer starts clean. A file that
+    loaded and was moved back with the same path, size and mtime has a success on record, so its
+    failure count starts from zero again.
+    """
+    by_version = {file_version(file): file for file in pending}
+    in_flight: set[str] = set()
+    all_in_flight = False
+    history: dict[str, list[LoadAttempt]] = {version: [] for version in by_version}
+    for attempt in attempts:
+        if not attempt.finished:
+            if attempt.paths is None:
+                all_in_flight = True
+            else:
+                in_flight |= attempt.paths
+            continue
+        for version in attempt.file_versions or ():
+            if version in history:
+                history[version].append(attempt)
+    retries: dict[str, FileRetry] = {}
+    for version, runs in history.items():
+        failures, last_end = 0, 0.0
+        for run in sorted(runs, key=lambda r: r.end_time or 0.0):
+            if run.succeeded:
+                failures, last_end = 0, 0.0
+            else:
+                failures, last_end = failures + 1, max(last_end, run.end_time or 0.0)
+        if failures:
+            last = datetime.fromtimestamp(last_end, UTC)
+            path = by_version[version].path
+            retries[path] = FileRetry(
+                path, failures, last, last + timedelta(seconds=policy.wait_seconds(failures))
+            )
+    return RetryState(frozenset(in_flight), all_in_flight, retries)
+
+
+def load_attempts(instance: DagsterInstance, job_name: str = "orders_job") -> list[LoadAttempt]:
+    """The recent runs of ``job_name`` with the file versions each one was asked to load."""
+    attempts = []
+    for record in instance.get_run_records(filters=RunsFilter(job_name=job_name), limit=RUN_HISTORY_LIMIT):
+        run = record.dagster_run
+        config = ((run.run_config or {}).get("ops") or {}).get("ORDERS", {}).get("config") or {}
+        files = config.get("files")
+        versions = config.get("file_versions")
+        attempts.append(
+            LoadAttempt(
+                run_id=run.run_id,
+                batch=run.tags.get(BATCH_TAG),
+                file_versions=frozenset(versions) if versions else None,
+                paths=frozenset(files) if files else None,
+                finished=run.is_finished,
+                succeeded=run.status == DagsterRunStatus.SUCCESS,
+                end_time=record.end_time or record.update_timestamp.timestamp(),
+            )
+        )
+    return attempts
+
+
+def retry_state(
+    instance: DagsterInstance, pending: Sequence["LandingFile"], policy: RetryPolicy | None = None
+) -> RetryState:
+    """The retry state of ``pending`` from ``instance``'s run history (used by ``loader_lag`` too)."""
+    return plan_retries(pending, load_attempts(instance), policy or RetryPolicy())
+
+
+def attempt_run_key(batch: str, attempt: int) -> str:
+    """The run key of one attempt at a batch: the daemon skips a key it has seen, whatever the
+    run's outcome, so a retry needs a key of its own."""
+    return f"{batch}-{attempt}"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@sensor(
+    job=orders_job,
+    minimum_interval_seconds=orders_sensor_interval_seconds(),
+    default_status=DefaultSensorStatus.RUNNING,
+)
+def orders_landing_sensor(
+    context: SensorEvaluationContext, landing: LandingZoneResource, alerts: AlertsResource
+):
+    """Buffers landing files like the Kafka connector (flush on record count or on age) and retries
+    failed loads by itself.
+
+    Rules:
+
+    * The batch is every pending file that no unfinished ``orders_job`` run is loading and that
+      is not waiting out a retry backoff. It flushes when its records reach
+      ``buffer_count_records`` or its oldest file is ``buffer_flush_seconds`` old.
+    * The run key names the *attempt*: ``<batch fingerprint>-<n>``, the fingerprint a hash of
+      every file's (path, size, mtime) and ``n`` the number of earlier runs of that fingerprint.
+      The daemon skips any key it has seen, failed runs included: a key of the file set alone
+      would block a failed batch forever, and a processed file moved back unchanged too.
+    * A file whose run failed is requested again after ``retry_backoff_seconds * 2^(failures-1)``,
+      capped at ``retry_backoff_max_seconds``, counted per file version (path, size, mtime) since
+      its last successful load. It stays at the landing root meanwhile, so loader_lag counts it.
+    * Once a file has failed ``retry_alert_after_failures`` loads in a row an alert goes out
+      through ``AlertsResource`` (once per file version and failure streak); it keeps retrying
+      at the capped backoff.
+    * It never loads twice: a file being loaded is never requested again until that run ends,
+      a loaded file has left the root, and the load itself is an idempotent MERGE.
+    """
+    from ingest_platform.alerting import Alert, deliver
     from ingest_platform.orders.landing import decide_flush, run_key_for
 
+    now = _utcnow()
+    policy = RetryPolicy(
+        landing.retry_backoff_seconds, landing.retry_backoff_max_seconds, landing.retry_alert_after_failures
+    )
     pending = landing.open().pending_files()
+    state = plan_retries(pending, load_attempts(context.instance), policy)
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    alerted: dict[str, int] = cursor.get("alerted", {})
+    pending_versions = {file.path: file_version(file) for file in pending}
+    alerts_due = [
+        retry
+        for path, retry in state.retries.items()
+        if retry.failures >= policy.alert_after_failures
+        and alerted.get(pending_versions[path], 0) < policy.alert_after_failures
+    ]
+    if alerts_due:
+        names = ", ".join(sorted(retry.path.rsplit("/", 1)[-1] for retry in alerts_due)[:5])
+        worst = max(retry.failures for retry in alerts_due)
+        title = f"[ERROR] ORDERS: {len(alerts_due)} landing file(s) failed {worst} load(s) in a row"
+        alert = Alert(
+            kind="run_failed",
+            title=title,
+            text=f"{title} ({names}); retrying every {policy.wait_seconds(worst):.0f}s. "
+            "See the runbook 'ORDERS load retries'.",
+            asset="ORDERS",
+            severity="ERROR",
+            value=float(worst),
+            threshold=float(policy.alert_after_failures),
+        )
+        context.log.error(alert.text)
+        for problem in deliver([alert], alerts.senders()):
+            context.log.warning(f"alert delivery failed: {problem}")
+        for retry in alerts_due:
+            alerted[pending_versions[retry.path]] = retry.failures
+    # Forget versions that are no longer pending (loaded, replaced or removed).
+    cursor = {"alerted": {v: n for v, n in alerted.items() if v in set(pending_versions.values())}}
+    context.update_cursor(json.dumps(cursor, sort_keys=True))
+
+    if state.all_in_flight:
+        return SkipReason("a run loading every pending file is in progress")
+    waiting = state.waiting(now)
+    candidates = [f for f in pending if f.path not in state.in_flight and f.path not in waiting]
+    held = ""
+    if waiting:
+        soonest = min(retry.retry_at for retry in waiting.values())
+        next_in = (soonest - now).total_seconds()
+        held = f"; {len(waiting)} failed file(s) wait to retry, next in {next_in:.0f}s"
+    loading = state.in_flight & set(pending_versions)
+    if loading:
+        held += f"; {len(loading)} file(s) being loaded"
     decision = decide_flush(
-        pending,
-        now=datetime.now(UTC),
+        candidates,
+        now=now,
         buffer_count_records=landing.buffer_count_records,
         buffer_flush_seconds=landing.buffer_flush_seconds,
     )
     if not decision.should_flush:
         return SkipReason(
-            f"{decision.records} record(s) in {len(pending)} file(s) pending, "
+            f"{decision.records} record(s) in {len(candidates)} file(s) pending, "
             f"oldest {decision.oldest_age_s:.0f}s "
-            f"(flush at {landing.buffer_count_records} records or {landing.buffer_flush_seconds}s)"
+            f"(flush at {landing.buffer_count_records} records or {landing.buffer_flush_seconds}s){held}"
         )
+    batch = run_key_for(decision.files)
+    # Every earlier run of this exact batch, whatever its status, used up one key.
+    attempt = context.instance.get_runs_count(RunsFilter(job_name=orders_job.name, tags={BATCH_TAG: batch}))
     files = [file.path for file in decision.files]
+    retrying = [state.retries[f].failures for f in files if f in state.retries]
+    retry_tag = {"ingest_platform/failed_before": str(max(retrying))} if retrying else {}
     return RunRequest(
-        run_key=run_key_for(decision.files),
-        run_config={"ops": {"ORDERS": {"config": {"files": files}}}},
+        run_key=attempt_run_key(batch, attempt),
+        run_config={
+            "ops": {
+                "ORDERS": {
+                    "config": {"files": files, "file_versions": [file_version(f) for f in decision.files]}
+                }
+            }
+        },
         tags={
             "ingest_platform/flush_reason": str(decision.reason),
             "ingest_platform/records": str(decision.records),
+            BATCH_TAG: batch,
+            ATTEMPT_TAG: str(attempt),
+            **retry_tag,
         },
     )
