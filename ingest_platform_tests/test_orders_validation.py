@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -51,11 +52,14 @@ def test_valid_rows_are_typed_like_the_order_model() -> None:
     )
     assert result.rejects == [] and result.counts == {} and result.superseded == 0
     valid = result.valid
-    assert tuple(valid.columns) == OUTPUT_COLUMNS == (*Order.model_fields, "_source_file")
+    assert tuple(valid.columns) == OUTPUT_COLUMNS
+    assert OUTPUT_COLUMNS == (*Order.model_fields, "updated_at", "version_at", "_source_file")
     assert str(valid["created_at"].dtype) == "datetime64[ns, UTC]"
-    assert valid["amount"].dtype == np.float64 and valid["items"].dtype == np.int64
+    # Money is exact (issue #11 item 8): decimal128(18,2), no longer float64.
+    assert str(valid["amount"].dtype) == "decimal128(18, 2)[pyarrow]" and valid["items"].dtype == np.int64
     assert valid["order_id"].tolist() == ["ORD-1", "ORD-2"]  # trimmed
-    assert valid["amount"].tolist() == [12.5, 0.0]
+    assert valid["amount"].tolist() == [Decimal("12.50"), Decimal("0.00")]
+    assert valid["version_at"].tolist() == valid["created_at"].tolist()  # no updated_at
     assert valid["created_at"].tolist() == [pd.Timestamp("2026-11-27T10:00:00Z")] * 2
     assert valid["note"].tolist() == [None, None]
     for record in valid.drop(columns="_source_file").to_dict("records"):

@@ -572,3 +572,55 @@ def test_object_columns_are_typed_by_content(wh: Warehouse) -> None:
     assert pd.isna(got["flag"].tolist()[1])
     sums = wh.read_sql("SELECT SUM(items) AS total FROM orders")
     assert int(sums["total"][0]) == 3
+
+
+# ---- issue #11: version-ordered MERGE and exact money --------------------------------------
+
+
+def _versioned(ids: list[str], amounts: list[str], versions: list[str]) -> pd.DataFrame:
+    from decimal import Decimal
+
+    import pyarrow as pa
+
+    money = pa.array([Decimal(a) for a in amounts], type=pa.decimal128(18, 2))
+    return pd.DataFrame(
+        {
+            "order_id": ids,
+            "amount": pd.Series(pd.arrays.ArrowExtensionArray(money)),
+            "version_at": pd.to_datetime(versions, utc=True),
+        }
+    )
+
+
+def test_merge_never_replaces_a_newer_version_with_an_older_one(wh: Warehouse) -> None:
+    # Item 6: a later batch carrying an OLDER version of o1 must not overwrite it; a newer or
+    # equal version (o2: newer, o3: tie → the later load wins) does replace.
+    first = _versioned(["o1", "o2", "o3"], ["10.00", "20.00", "30.00"], ["2026-01-05"] * 3)
+    wh.merge("ORDERS", first, key_columns=["order_id"], query_tag="t", version_column="version_at")
+    versions = ["2026-01-01", "2026-01-09", "2026-01-05"]
+    later = _versioned(["o1", "o2", "o3"], ["11.00", "21.00", "31.00"], versions)
+    wh.merge("ORDERS", later, key_columns=["order_id"], query_tag="t", version_column="version_at")
+
+    got = sorted_frame(wh, "SELECT order_id, amount FROM orders ORDER BY order_id")
+    assert [str(a) for a in got["amount"].map(lambda v: f"{float(v):.2f}")] == ["10.00", "21.00", "31.00"]
+
+
+def test_merge_inside_one_frame_keeps_the_greatest_version(wh: Warehouse) -> None:
+    versions = ["2026-01-03", "2026-01-01", "2026-01-02"]
+    frame = _versioned(["o1", "o1", "o1"], ["3.00", "1.00", "2.00"], versions)
+    wh.merge("ORDERS", frame, key_columns=["order_id"], query_tag="t", version_column="version_at")
+    got = sorted_frame(wh, "SELECT amount FROM orders")
+    assert [f"{float(v):.2f}" for v in got["amount"]] == ["3.00"]
+
+
+def test_money_is_an_exact_decimal_on_both_engines(wh: Warehouse) -> None:
+    # Item 8: amounts are DECIMAL(18,2) / NUMBER(18,2), not floats, and keep every cent.
+    frame = _versioned(["a", "b", "c"], ["0.10", "0.20", "999999999999.99"], ["2026-01-01"] * 3)
+    wh.merge("ORDERS", frame, key_columns=["order_id"], query_tag="t", version_column="version_at")
+    columns = wh.read_sql(
+        "SELECT lower(column_name) AS c, numeric_precision AS p, numeric_scale AS s"
+        " FROM information_schema.columns WHERE lower(table_name) = 'orders'"
+    ).set_index("c")
+    assert (int(columns.loc["amount", "p"]), int(columns.loc["amount", "s"])) == (18, 2)
+    text = sorted_frame(wh, "SELECT CAST(amount AS VARCHAR) AS s FROM orders ORDER BY order_id")
+    assert [str(v) for v in text["s"]] == ["0.10", "0.20", "999999999999.99"]

@@ -43,6 +43,7 @@ _DDL_TYPES: dict[ColumnKind, str] = {
     ColumnKind.BOOLEAN: "BOOLEAN",
     ColumnKind.INTEGER: "BIGINT",
     ColumnKind.FLOAT: "DOUBLE",
+    ColumnKind.DECIMAL: "DECIMAL(18,2)",
     ColumnKind.STRING: "VARCHAR",
     ColumnKind.TIMESTAMP_TZ: "TIMESTAMPTZ",
     ColumnKind.TIMESTAMP: "TIMESTAMP",
@@ -59,6 +60,7 @@ def _arrow_type(kind: ColumnKind) -> pa.DataType:
         ColumnKind.BOOLEAN: pa.bool_(),
         ColumnKind.INTEGER: pa.int64(),
         ColumnKind.FLOAT: pa.float64(),
+        ColumnKind.DECIMAL: pa.decimal128(18, 2),
         ColumnKind.STRING: pa.string(),
         ColumnKind.TIMESTAMP_TZ: pa.timestamp("us", tz="UTC"),
         ColumnKind.TIMESTAMP: pa.timestamp("us"),
@@ -190,7 +192,13 @@ class DuckDBWarehouse(Warehouse):
         return batches, nbytes
 
     def _merge_from_stage(
-        self, session: Session, target: str, stage: str, columns: list[str], keys: list[str]
+        self,
+        session: Session,
+        target: str,
+        stage: str,
+        columns: list[str],
+        keys: list[str],
+        version: str | None = None,
     ) -> int | None:
         """UPDATE the matched keys, INSERT the rest (anti-join), in one transaction.
 
@@ -204,10 +212,15 @@ class DuckDBWarehouse(Warehouse):
         t, s = self.quote(target), self.quote(stage)
         on = " AND ".join(f"t.{self.quote(k)} = s.{self.quote(k)}" for k in keys)
         updates = ", ".join(f"{self.quote(c)} = s.{self.quote(c)}" for c in columns if c not in keys)
+        guard = self._version_guard(version)
         session.execute("BEGIN TRANSACTION")
         try:
             updated = (
-                self._affected(session.execute(f"UPDATE {t} AS t SET {updates} FROM {s} AS s WHERE {on}"))
+                self._affected(
+                    session.execute(
+                        f"UPDATE {t} AS t SET {updates} FROM {s} AS s WHERE {on}{guard}"
+                    )
+                )
                 if updates
                 else 0
             )
