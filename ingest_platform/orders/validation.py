@@ -175,7 +175,8 @@ def validate_orders(frame: pd.DataFrame, *, source: str, run_id: str | None = No
             ("invalid_created_at", created_at.isna().to_numpy()),
             ("invalid_updated_at", ~updated_missing & updated_at.isna().to_numpy()),
             ("missing_amount", _is_blank(amount_raw)),
-            ("invalid_amount", ~np.isfinite(amount) | ~two_decimals),
+            # Too many decimals is invalid; a huge value (1e308) is out of range, not "invalid".
+            ("invalid_amount", ~np.isfinite(amount) | (~two_decimals & (np.abs(amount) <= MAX_AMOUNT))),
             ("negative_amount", amount < 0),
             ("amount_out_of_range", amount > MAX_AMOUNT),
             ("invalid_currency", ~currency_missing & ~_matches(currency, _CURRENCY_PATTERN)),
