@@ -824,6 +824,24 @@ class Warehouse(ABC):
             update={"credits": 0.0, "cost_usd": 0.0, "note": f"{self.engine} bills no warehouse credits"}
         )
 
+    def ensure_table(self, table: str, columns: Mapping[str, ColumnKind]) -> bool:
+        """Create ``table`` with ``columns`` if it does not exist; True if it was created.
+
+        For tables readers query before the first row arrives (a fresh warehouse's
+        ``dead_letters``): an empty table reads as empty instead of failing the query.
+        """
+        target = self._table(table)
+        kinds = {self.canonical(check_identifier(c, "column")): k for c, k in columns.items()}
+        with self._session() as session:
+            if self._target_columns(session, target) is not None:
+                return False
+            session.execute(self._create_table_sql(target, kinds, temporary=False))
+        return True
+
+    def table_exists(self, table: str) -> bool:
+        with self._session() as session:
+            return self._target_columns(session, self._table(table)) is not None
+
     # ---- public API: reads ---------------------------------------------------------------------
 
     def read_sql(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> pd.DataFrame:
