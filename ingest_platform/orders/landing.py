@@ -474,7 +474,7 @@ class LandingZone:
         return result
 
     def _read_bytes(self, path: str) -> bytes:
-        with self.fs.open_input_stream(path) as handle:
+        with self.fs.open_input_stream(path, compression=None) as handle:
             return handle.read()
 
     def _parse(
@@ -833,7 +833,7 @@ def _count_lines(
     count, last = 0, b"\n"
     decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS) if compressed else None
     total = 0
-    with fs.open_input_stream(path) as handle:
+    with fs.open_input_stream(path, compression=None) as handle:
         while chunk := handle.read(chunk_size):
             if decompressor is not None:
                 chunk = decompressor.decompress(chunk)
@@ -924,6 +924,8 @@ def _table_to_pandas(table: pa.Table) -> pd.DataFrame:
         column = table.column(index)
         if pa.types.is_integer(column.type) or pa.types.is_decimal(column.type):
             table = table.set_column(index, "order_id", column.cast(pa.string()))
+            # pandas metadata would turn the text column back into Int64 on the way out.
+            table = table.replace_schema_metadata(None)
     return table.to_pandas()
 
 
