@@ -65,14 +65,16 @@ def test_line_and_paragraph_separators_inside_a_letter_are_data_not_line_breaks(
     store = RawStore(str(tmp_path / "raw"))
     texts = ["line\u2028sep", "para\u2029sep", "next\u0085line", "vt\x0bff\x0cfs\x1c", "plain"]
     letters = [
+        # Text payloads and record keys reach the spool unescaped (dict payloads are escaped).
         DeadLetter.from_payload(
-            source="ORDERS", reason="corrupt_json", payload={"raw": t}, letter_id=f"ORDERS:fp:{i}"
+            source="ORDERS", reason="invalid_amount", payload=t, record_key=t, letter_id=f"ORDERS:fp:{i}"
         )
         for i, t in enumerate(texts)
     ]
     store.write_dead_letters("ORDERS", "fp=abc", letters[:3])
     store.write_dead_letters("ORDERS", "fp=def", letters[3:])
     read = store.read_dead_letters()
-    assert sorted(letter.payload for letter in read) == sorted(letter.payload for letter in letters)
+    assert sorted(letter.payload for letter in read) == sorted(texts)
+    assert sorted(letter.record_key or "" for letter in read) == sorted(texts)
     assert store.dead_letter("ORDERS:fp:1") == letters[1]
     assert store.read_dead_letters("OTHER") == []
