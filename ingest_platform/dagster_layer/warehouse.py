@@ -5,7 +5,6 @@ when the pending records reach ``buffer_count_records`` or the oldest file is
 ``buffer_flush_seconds`` old, with a ``run_key`` so no batch is ever loaded twice.
 """
 
-import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from dagster import (
 from pydantic import Field
 
 from ingest_platform.dagster_layer.alerts import AlertsResource
-from ingest_platform.dagster_layer.common import numeric_metadata, query_tag, rate, spool_dead_letters
+from ingest_platform.dagster_layer.common import numeric_metadata, query_tag
 from ingest_platform.dagster_layer.environments import orders_sensor_interval_seconds
 from ingest_platform.dagster_layer.resources import (
     LandingZoneResource,
@@ -69,9 +68,21 @@ class OrdersLoadConfig(Config):
     kinds={"python", "duckdb", "snowflake"},
     tags={"ingest_platform/kind": "warehouse_load"},
     check_specs=[
-        AssetCheckSpec("dead_letter_rate", asset=ORDERS_KEY, description="Share of order records rejected."),
+        AssetCheckSpec(
+            "dead_letter_rate",
+            asset=ORDERS_KEY,
+            description="Share of order records rejected: dead-lettered rows plus the records of "
+            "quarantined files.",
+        ),
         AssetCheckSpec(
             "order_ids_unique", asset=ORDERS_KEY, blocking=True, description="One row per order_id."
+        ),
+        AssetCheckSpec(
+            "orders_reconciliation",
+            asset=ORDERS_KEY,
+            blocking=True,
+            description="Per file and in total: rows read = loaded + superseded + dead-lettered "
+            "(+ records of a quarantined file), in the load report and in orders_file_ledger.",
         ),
     ],
 )
@@ -84,80 +95,85 @@ def orders(
     raw_store: RawStoreResource,
     thresholds: ThresholdsResource,
 ) -> MaterializeResult:
-    """Commerce orders from the landing zone: validated, PII tokenised, MERGEd on ``order_id``."""
-    from ingest_platform.orders.validation import validate_orders
+    """Commerce orders from the landing zone: validated, PII tokenised, MERGEd on ``order_id`` by
+    version (``ingest_platform.orders.load``), every file reconciled."""
+    from ingest_platform.orders.load import load_order_batch, reconciliation_problems
     from ingest_platform.privacy.policies import ORDERS_POLICY
 
     zone = landing.open()
-    pending = zone.pending_files()
-    if config.files:
-        wanted = set(config.files)
-        batch = [file for file in pending if file.path in wanted]
-        missing = wanted - {file.path for file in batch}
-        if missing:
-            # Already processed by an earlier run of the same batch (a retry): nothing to redo for them.
-            context.log.info(
-                f"{len(missing)} file(s) of this batch are no longer pending: {sorted(missing)[:5]}"
-            )
-    else:
-        batch = pending
-    context.log.info(f"Loading {len(batch)} order file(s), {sum(f.record_count or 0 for f in batch)} records")
-
-    read = zone.read(batch)
-    for path, reason in read.bad_files.items():
-        zone.quarantine(path, reason)
-        context.log.warning(f"Quarantined {path}: {reason}")
-    validation = validate_orders(read.frame, source="ORDERS", run_id=context.run.run_id)
-    shielded, _stats = privacy.apply(ORDERS_POLICY, validation.valid)
-
     with warehouse.open() as wh:
-        result = wh.merge("ORDERS", shielded, key_columns=["order_id"], query_tag=query_tag(context))
-        # A first batch with no valid order (only bad files/rows) creates no table: nothing to count.
-        duplicate_keys = (
-            int(wh.read_sql("SELECT COUNT(*) - COUNT(DISTINCT order_id) AS d FROM ORDERS").iloc[0, 0])
-            if "orders" in wh.list_tables()
-            else 0
+        report = load_order_batch(
+            zone,
+            config.files or None,
+            apply_privacy=lambda frame: privacy.apply(ORDERS_POLICY, frame)[0],
+            warehouse=wh,
+            raw_store=raw_store.open(),
+            run_id=context.run.run_id,
+            query_tag=query_tag(context),
         )
-    good_files = [file for file in batch if file.path not in read.bad_files]
-    # Rejects are spooled before the files move: once moved, a crash would lose them for good,
-    # while a rerun of the still-pending files replaces this spool. The key covers the loaded files
-    # only: quarantined files are gone by the rerun, and must not change the key.
-    letters = list(read.rejects) + list(validation.rejects)
-    batch_key = (
-        "orders-" + hashlib.sha256("|".join(sorted(f.path for f in good_files)).encode()).hexdigest()[:16]
-    )
-    rejected = spool_dead_letters(
-        context, raw_store.open(), source="ORDERS", batch_key=batch_key, letters=letters
-    )
-    # Files move only after the MERGE committed: a crash before this line reloads them idempotently.
-    zone.mark_processed(good_files)
-    total = rejected + len(validation.valid)
-    dead_letter_rate = rate(rejected, total)
+        ledger_problems = reconciliation_problems(wh, context.run.run_id)
+    if report.not_pending:
+        # Already processed by an earlier attempt of the same batch: nothing to redo for them.
+        context.log.info(f"{len(report.not_pending)} file(s) of this batch are no longer pending")
+    for file in report.files:
+        if file.status == "quarantined":
+            context.log.warning(f"Quarantined {file.path}: {file.quarantine_reason}")
+    if report.left_pending:
+        context.log.warning(
+            f"{len(report.left_pending)} file(s) changed while loading, left pending for the next "
+            f"batch: {list(report.left_pending)[:5]}"
+        )
+    if report.reject_reasons:
+        context.log.warning(f"{report.dead_lettered} record(s) dead-lettered: {report.reject_reasons}")
+    report_problems = [
+        f"{f.path} ({f.fingerprint}): read {f.rows_read}, loaded {f.loaded}, superseded {f.superseded}, "
+        f"dead-lettered {f.dead_lettered}, quarantined {f.quarantined_records}"
+        for f in report.files
+        if not f.balanced
+    ]
+    problems = report_problems + [p for p in ledger_problems if p not in report_problems]
+    rate_value = round(report.dead_letter_rate, 4)
     return MaterializeResult(
         metadata={
-            "dagster/row_count": MetadataValue.int(len(shielded)),
-            "files_loaded": MetadataValue.int(len(good_files)),
-            "files_quarantined": MetadataValue.int(len(read.bad_files)),
-            "records_in": MetadataValue.int(total),
-            "dead_letters": MetadataValue.int(rejected),
-            "dead_letter_rate": MetadataValue.float(round(dead_letter_rate, 4)),
-            **numeric_metadata(result.as_metadata()),
+            "dagster/row_count": MetadataValue.int(report.loaded),
+            **numeric_metadata(report.as_metadata()),
+            "files": MetadataValue.json(report.file_table()),
         },
         check_results=[
             AssetCheckResult(
                 check_name="dead_letter_rate",
-                passed=dead_letter_rate <= thresholds.dead_letter_rate_max,
+                passed=report.dead_letter_rate <= thresholds.dead_letter_rate_max,
                 severity=AssetCheckSeverity.WARN,
                 metadata={
-                    "value": MetadataValue.float(round(dead_letter_rate, 4)),
+                    "value": MetadataValue.float(rate_value),
                     "threshold": MetadataValue.float(thresholds.dead_letter_rate_max),
+                    "rejected_records": MetadataValue.int(report.rejected),
+                    "quarantined_records": MetadataValue.int(report.quarantined_records),
                 },
             ),
             AssetCheckResult(
                 check_name="order_ids_unique",
-                passed=duplicate_keys == 0,
+                passed=report.duplicate_keys == 0,
                 severity=AssetCheckSeverity.ERROR,
-                metadata={"duplicate_order_ids": MetadataValue.int(duplicate_keys)},
+                metadata={"duplicate_order_ids": MetadataValue.int(report.duplicate_keys)},
+            ),
+            AssetCheckResult(
+                check_name="orders_reconciliation",
+                passed=not problems,
+                severity=AssetCheckSeverity.ERROR,
+                metadata={
+                    "value": MetadataValue.int(len(problems)),
+                    "threshold": MetadataValue.int(0),
+                    "rows_read": MetadataValue.int(report.rows_read),
+                    "loaded": MetadataValue.int(report.loaded),
+                    "superseded": MetadataValue.int(report.superseded),
+                    "dead_lettered": MetadataValue.int(report.dead_lettered),
+                    "quarantined_records": MetadataValue.int(report.quarantined_records),
+                    "problems": MetadataValue.json(problems[:20]),
+                },
+                description=None
+                if not problems
+                else f"{len(problems)} file(s) do not add up: {problems[0]}",
             ),
         ],
     )
@@ -166,7 +182,9 @@ def orders(
 orders_job = define_asset_job(
     "orders_job",
     selection=[ORDERS_KEY, AssetKey("dead_letters")],
-    tags={"ingest_platform/kind": "warehouse_load"},
+    # No run retries: the landing sensor retries failed files itself, with a backoff, under a
+    # new run key (an instant re-execution would hit the same unusable warehouse).
+    tags={"ingest_platform/kind": "warehouse_load", "dagster/max_retries": "0"},
     description="Load pending order files into ORDERS, then the dead letters.",
 )
 
