@@ -27,6 +27,7 @@ EXPECTED_CHECKS = {
     ("hashed_posts", "no_raw_identifiers"),
     ("ORDERS", "order_ids_unique"),
     ("ORDERS", "dead_letter_rate"),
+    ("ORDERS", "orders_reconciliation"),
     ("raw_tiktok_posts", "proxy_failure_rate"),
     ("raw_tiktok_posts", "captcha_solve_rate"),
     ("raw_tiktok_posts", "schema_drift"),
@@ -76,9 +77,12 @@ def test_every_asset_check_sensor_job_and_schedule_is_present(dagster_home) -> N
         "posts_load_job",
         "facebook_posts_job",
         "orders_job",
+        "dead_letter_replay_job",
         "orders_loader_lag_job",
         "warehouse_cost_job",
     }
+    # The landing sensor retries failed loads itself (with a backoff): no instant run retries.
+    assert defs.resolve_job_def("orders_job").tags["dagster/max_retries"] == "0"
     schedules = defs.get_repository_def().schedule_defs
     assert {schedule.job_name for schedule in schedules} >= {
         "tiktok_scrape_job",

@@ -42,7 +42,9 @@ def dead_letters(
 
     Producers spool rejects with raw payloads to the raw store. The table gets the payload's shape
     (keys, numbers, string lengths: see ``privacy.payloads``), the scrubbed reason, the payload's
-    hash and where the raw payload lives, deduplicated across reruns.
+    hash and where the raw payload lives, one row per ``(source, letter_id)``: reruns, a crash
+    half-way through the moves or a renamed file never add a row twice. A fresh warehouse gets an
+    empty table, so a first run with no reject succeeds.
     """
     from ingest_platform.orders.dead_letters import load_dead_letters
 
