@@ -209,6 +209,40 @@ def test_a_file_being_loaded_is_not_requested_twice(tmp_path: Path, clock: list[
     assert "1 file(s) being loaded" in (skip.skip_message or "")
 
 
+def test_a_run_that_died_without_a_trace_stops_holding_its_files(
+    tmp_path: Path, clock: list[datetime]
+) -> None:
+    from dagster._core.events import DagsterEvent, DagsterEventType
+
+    harness = Harness(tmp_path, retry_backoff_seconds=60)
+    harness.land("orders_k.jsonl", ["K1"])
+    request = harness.tick()
+    assert isinstance(request, RunRequest)
+    # The run started and its worker was SIGKILLed: nothing marks it failed on this instance.
+    run = harness.instance.create_run_for_job(
+        harness.job,
+        run_config=request.run_config,
+        tags={**request.tags, "dagster/run_key": request.run_key or ""},
+    )
+    start = DagsterEvent(event_type_value=DagsterEventType.RUN_START.value, job_name="orders_job")
+    harness.instance.report_dagster_event(start, run.run_id)
+    clock[0] = datetime.now(UTC)
+    assert "1 file(s) being loaded" in (_skip_message(harness.tick()))
+
+    # Two hours later it counts as a failed attempt: retried after the backoff, under a new key.
+    clock[0] += timedelta(seconds=warehouse_layer.STALE_RUN_SECONDS + 61)
+    retry = harness.tick()
+    assert isinstance(retry, RunRequest) and retry.run_key != request.run_key
+    assert retry.tags["ingest_platform/failed_before"] == "1"
+    assert harness.launch(retry) is True
+    assert harness.orders_ids() == ["K1"]
+
+
+def _skip_message(result: RunRequest | SkipReason) -> str:
+    assert isinstance(result, SkipReason)
+    return result.skip_message or ""
+
+
 def test_repeated_failures_back_off_exponentially_alert_once_and_still_retry(
     tmp_path: Path, clock: list[datetime]
 ) -> None:

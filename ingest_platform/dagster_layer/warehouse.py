@@ -196,6 +196,10 @@ ATTEMPT_TAG = "ingest_platform/attempt"
 # Enough history to see every recent attempt of the files still pending; older runs only matter
 # for files that have been failing for days, which the alert has long reported.
 RUN_HISTORY_LIMIT = 500
+# A run still "started" after this long has died without anyone recording it (run monitoring
+# fails such runs after max_runtime_seconds, the same 2 h in dagster.yaml; this covers
+# instances without it): its files count as a failed attempt instead of being held forever.
+STALE_RUN_SECONDS = 7_200
 
 
 @dataclass(frozen=True)
@@ -295,33 +299,45 @@ def plan_retries(
     return RetryState(frozenset(in_flight), all_in_flight, retries)
 
 
-def load_attempts(instance: DagsterInstance, job_name: str = "orders_job") -> list[LoadAttempt]:
+def load_attempts(
+    instance: DagsterInstance, job_name: str = "orders_job", *, now: datetime | None = None
+) -> list[LoadAttempt]:
     """The recent runs of ``job_name`` with the file versions each one was asked to load."""
+    now_ts = (now or _utcnow()).timestamp()
     attempts = []
     for record in instance.get_run_records(filters=RunsFilter(job_name=job_name), limit=RUN_HISTORY_LIMIT):
         run = record.dagster_run
         config = ((run.run_config or {}).get("ops") or {}).get("ORDERS", {}).get("config") or {}
         files = config.get("files")
         versions = config.get("file_versions")
+        finished, end_time = run.is_finished, record.end_time or record.update_timestamp.timestamp()
+        started = record.start_time
+        running = not finished and run.status == DagsterRunStatus.STARTED and started is not None
+        if running and now_ts - started > STALE_RUN_SECONDS:
+            finished, end_time = True, started + STALE_RUN_SECONDS  # dead: a failed attempt
         attempts.append(
             LoadAttempt(
                 run_id=run.run_id,
                 batch=run.tags.get(BATCH_TAG),
                 file_versions=frozenset(versions) if versions else None,
                 paths=frozenset(files) if files else None,
-                finished=run.is_finished,
+                finished=finished,
                 succeeded=run.status == DagsterRunStatus.SUCCESS,
-                end_time=record.end_time or record.update_timestamp.timestamp(),
+                end_time=end_time,
             )
         )
     return attempts
 
 
 def retry_state(
-    instance: DagsterInstance, pending: Sequence["LandingFile"], policy: RetryPolicy | None = None
+    instance: DagsterInstance,
+    pending: Sequence["LandingFile"],
+    policy: RetryPolicy | None = None,
+    *,
+    now: datetime | None = None,
 ) -> RetryState:
     """The retry state of ``pending`` from ``instance``'s run history (used by ``loader_lag`` too)."""
-    return plan_retries(pending, load_attempts(instance), policy or RetryPolicy())
+    return plan_retries(pending, load_attempts(instance, now=now), policy or RetryPolicy())
 
 
 def attempt_run_key(batch: str, attempt: int) -> str:
@@ -371,7 +387,7 @@ def orders_landing_sensor(
         landing.retry_backoff_seconds, landing.retry_backoff_max_seconds, landing.retry_alert_after_failures
     )
     pending = landing.open().pending_files()
-    state = plan_retries(pending, load_attempts(context.instance), policy)
+    state = plan_retries(pending, load_attempts(context.instance, now=now), policy)
     cursor = json.loads(context.cursor) if context.cursor else {}
     alerted: dict[str, int] = cursor.get("alerted", {})
     pending_versions = {file.path: file_version(file) for file in pending}
