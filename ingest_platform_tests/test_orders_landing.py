@@ -559,3 +559,20 @@ def test_hostile_jsonl_never_raises_and_every_line_is_accounted_for(tmp_path: Pa
                 assert accounted == sum(1 for line in data.split(b"\n") if line.strip())
 
     check()
+
+
+def test_parquet_decimal_and_unsigned_ids_are_exact_text(zone: LandingZone, landing: Path) -> None:
+    from decimal import Decimal
+
+    from ingest_platform.orders.validation import validate_orders
+
+    created = ["2026-11-27T10:00:00Z"] * 3
+    decimals = pa.array([Decimal("5.00"), Decimal("6.50"), None], pa.decimal128(10, 2))
+    table = pa.table({"order_id": decimals, "created_at": created, "amount": [1.0, 2.0, 3.0]})
+    pq.write_table(table, landing / "a.parquet")
+    unsigned = pa.array([2**64 - 1, 7], pa.uint64())
+    table = pa.table({"order_id": unsigned, "created_at": created[:2], "amount": [1.0, 2.0]})
+    pq.write_table(table, landing / "b.parquet")
+    result = validate_orders(zone.read(zone.pending_files()).frame, source="o")
+    assert sorted(result.valid["order_id"]) == ["18446744073709551615", "5", "7"]
+    assert result.counts == {"missing_order_id": 1, "invalid_order_id": 1}

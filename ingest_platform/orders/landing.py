@@ -922,7 +922,8 @@ def _table_to_pandas(table: pa.Table) -> pd.DataFrame:
     if "order_id" in table.column_names:
         index = table.column_names.index("order_id")
         column = table.column(index)
-        if pa.types.is_integer(column.type) or pa.types.is_decimal(column.type):
+        # Integers only: a decimal id (5.00) arrives as Decimal and validation judges it.
+        if pa.types.is_integer(column.type):
             table = table.set_column(index, "order_id", column.cast(pa.string()))
             # pandas metadata would turn the text column back into Int64 on the way out.
             table = table.replace_schema_metadata(None)

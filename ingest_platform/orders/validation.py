@@ -195,9 +195,9 @@ def validate_orders(frame: pd.DataFrame, *, source: str, run_id: str | None = No
     ok_arrow = pa.array(ok)
 
     currency_out = pc.if_else(pa.array(currency_missing), pa.scalar("USD"), currency).filter(ok_arrow)
-    created_ok = created_at.array[ok]
     updated_ok = updated_at.array[ok]
-    version_ok = np.where(updated_missing[ok], created_ok, updated_ok)
+    # Series.where stays in datetime64 (np.where on tz-aware arrays would go through objects).
+    version_ok = updated_at.where(~updated_missing, created_at).array[ok]
     email_out = _to_objects(email.filter(ok_arrow))
     email_out[~email_present[ok]] = None
     valid = pd.DataFrame(
@@ -210,7 +210,7 @@ def validate_orders(frame: pd.DataFrame, *, source: str, run_id: str | None = No
             "amount": _cents_to_decimal(cents[ok]),
             "items": np.where(items_missing[ok], 1, items[ok]).astype(np.int64),
             "updated_at": updated_ok,
-            "version_at": pd.Series(version_ok).astype(_UTC_NS).array if len(version_ok) else created_ok,
+            "version_at": version_ok,
             "_source_file": _text_out(column("_source_file"), ok),
         },
         columns=list(OUTPUT_COLUMNS),
