@@ -234,3 +234,17 @@ def run_dagster_dev(home: Path, env: dict[str, str], log_path: Path) -> Iterator
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=10)
+
+
+# -- hypothesis profiles (orders-harness) ---------------------------------------------------------
+# ``default`` keeps `make test` within minutes; ``HYPOTHESIS_PROFILE=long`` runs far more examples.
+# Tests with their own ``@settings(max_examples=...)`` scale theirs with ``hypothesis_scale()``.
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile("long", max_examples=1_000, deadline=None)
+_hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+def hypothesis_scale() -> int:
+    """How many times more examples the active profile asks for (1 by default, 10 when long)."""
+    return 10 if os.environ.get("HYPOTHESIS_PROFILE") == "long" else 1
