@@ -499,6 +499,8 @@ _HOSTILE = [
     b'{"order_id": 9007199254740993, "created_at": 1795773600, "amount": 1e400}',
     b'{"order_id": 1' + b"0" * 5000 + b', "amount": 1}',
     b'{"order_id": 5.5, "items": 1e20, "amount": 1e-320}',
+    b'{"order_id": "H", "created_at": "2026-11-27T10:00:00Z", "amount": 1' + b"0" * 400 + b', "items": 1'
+    + b"0" * 30 + b"}",
     b"[" * 3000 + b"]" * 3000,
     b'{"a": ' * 2000 + b"1" + b"}" * 2000,
     b"\xff\xfe\x00garbage\x00",

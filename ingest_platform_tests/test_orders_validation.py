@@ -322,3 +322,27 @@ def test_integral_float_ids_are_the_same_order_as_integer_ids() -> None:
     frame = _frame(_row(order_id=5.0, amount="1"), later)
     result = validate_orders(frame, source="o")
     assert result.valid["order_id"].tolist() == ["5"] and result.superseded == 1
+
+
+def test_a_dead_letter_payload_revalidates_to_the_same_reason(tmp_path) -> None:
+    # Replay re-validates payloads: a JSON number must not come back as text ("5.5" is a valid id).
+    from ingest_platform.orders.landing import LandingZone, RecordCountCache
+
+    lines = [
+        '{"order_id": 5.5, "created_at": "2026-11-27T10:00:00Z", "amount": 1}',
+        '{"order_id": "A", "created_at": "2026-11-27T10:00:00Z", "amount": 12.345}',
+        '{"order_id": 1e400, "created_at": "2026-11-27T10:00:00Z", "amount": 1}',
+        '{"order_id": "B", "created_at": "2026-11-27T10:00:00Z", "amount": 1e400}',
+        '{"order_id": "C", "created_at": "2026-11-27T10:00:00Z", "amount": 1, "items": 1e20}',
+        '{"order_id": "D", "created_at": "2026-11-27T10:00:00Z", "amount": 1}',
+    ]
+    (tmp_path / "a.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    zone = LandingZone(str(tmp_path), count_cache=RecordCountCache())
+    first = validate_orders(zone.read(zone.pending_files()).frame, source="o")
+    assert len(first.rejects) == 5
+    from ingest_platform.orders.dead_letters import payload_frame
+
+    replayed, unparsed = payload_frame(first.rejects)
+    assert unparsed == [] and len(replayed) == 5
+    again = validate_orders(replayed, source="o")
+    assert [r.reason for r in again.rejects] == [r.reason for r in first.rejects] and again.valid.empty

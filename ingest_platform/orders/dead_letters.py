@@ -183,6 +183,37 @@ def replayed_letter_ids(warehouse: Warehouse) -> set[str]:
     return {str(v) for v in frame["letter_id"]}
 
 
+def payload_frame(letters: Sequence[DeadLetter]) -> tuple[pd.DataFrame, list[DeadLetter]]:
+    """Raw records of ``letters`` as a frame for re-validation, parsed like a landing file.
+
+    Numbers are read exactly as ``LandingZone`` reads JSON (ints exact, ids as text, floats as
+    Decimal), so today's rules judge the same values the first load saw. A ``corrupt_json``
+    letter's raw line is parsed again; lines that still are not JSON objects come back in the
+    second list. The frame carries ``_letter_id`` (the letter's key) to match outcomes.
+    """
+    import json
+
+    from ingest_platform.orders.landing import _json_decimal, _json_int, _records_frame
+
+    records: list[dict[str, object]] = []
+    unparsed: list[DeadLetter] = []
+    for letter in letters:
+        try:
+            value = json.loads(letter.payload, parse_float=_json_decimal, parse_int=_json_int)
+            if isinstance(value, dict) and set(value) >= {"raw", "error"} and "order_id" not in value:
+                value = json.loads(str(value["raw"]), parse_float=_json_decimal, parse_int=_json_int)
+        except (ValueError, RecursionError):
+            unparsed.append(letter)
+            continue
+        if not isinstance(value, dict):
+            unparsed.append(letter)
+            continue
+        value["_letter_id"] = letter.key
+        records.append(value)
+    frame = _records_frame(records)
+    return frame, unparsed
+
+
 def pending_letters(
     raw_store: RawStore,
     warehouse: Warehouse,

@@ -458,7 +458,15 @@ class LandingZone:
                 result.bad_file_records[path] = exc.records if exc.records is not None else _rough_lines(data)
                 result.snapshots[path] = snapshot
                 continue
-            except (OSError, ValueError, RecursionError, MemoryError, pa.ArrowException, zlib.error) as exc:
+            except (
+                OSError,
+                ValueError,
+                OverflowError,
+                RecursionError,
+                MemoryError,
+                pa.ArrowException,
+                zlib.error,
+            ) as exc:
                 result.bad_files[path] = f"unreadable: {type(exc).__name__}: {str(exc)[:300]}"
                 result.bad_file_records[path] = _rough_lines(data)
                 result.snapshots[path] = snapshot
@@ -892,8 +900,17 @@ def _json_decimal(text: str) -> Decimal:
 
 
 def _json_int(text: str) -> int | Decimal:
-    """JSON integers exactly; beyond Python's int() digit limit as Decimal (no ValueError)."""
-    return int(text) if len(text) <= _MAX_INT_DIGITS else Decimal(text)
+    """JSON integers exactly: int64-sized as int, larger as Decimal.
+
+    pandas cannot hold a Python int beyond 64 bits in a column (OverflowError), and int() refuses
+    more than 4300 digits; a Decimal keeps every digit and validation renders ids from it.
+    """
+    if len(text) <= 18:
+        return int(text)
+    value = int(text) if len(text) <= _MAX_INT_DIGITS else None
+    if value is not None and -(2**63) <= value < 2**64:
+        return value
+    return Decimal(text)
 
 
 def _records_frame(records: list[dict[str, object]]) -> pd.DataFrame:

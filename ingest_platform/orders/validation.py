@@ -231,6 +231,19 @@ def validate_orders(frame: pd.DataFrame, *, source: str, run_id: str | None = No
     )
 
 
+def _jsonable(value: object) -> object:
+    """A payload value that re-validates the same way after a JSON round trip (replay).
+
+    JSON numbers parsed as ``Decimal`` would otherwise be written as text ("5.5"), and text is
+    a valid id: a replay would accept what validation rejected.
+    """
+    if isinstance(value, Decimal):
+        if value.is_finite() and value == value.to_integral_value() and value.adjusted() < 4000:
+            return int(value)
+        return float(value)
+    return value
+
+
 def _cents_to_decimal(cents: np.ndarray) -> pd.Series:
     """Whole cents (float64 holding integers, all within NUMBER(18,2)) → decimal128(18,2) Arrow column.
 
@@ -467,7 +480,22 @@ def _numeric(values: pd.Series) -> pd.Series:
     elif kind not in _NUMBER_LIKE_KINDS:
         # A mixed column may hide JSON booleans, which to_numeric would read as 1.0 / 0.0.
         values = values.where(~values.map(lambda v: isinstance(v, bool | np.bool_)).astype(bool))
-    return pd.to_numeric(values, errors="coerce").astype(np.float64)
+    try:
+        return pd.to_numeric(values, errors="coerce").astype(np.float64)
+    except (OverflowError, TypeError, ValueError):
+        # A Python int beyond float range (a 400-digit "amount"): per cell, ±inf → rejected.
+        return pd.Series([_to_float(v) for v in values], index=values.index, dtype=np.float64)
+
+
+def _to_float(value: object) -> float:
+    if value is None or isinstance(value, bool | np.bool_):
+        return np.nan
+    try:
+        return float(value.strip()) if isinstance(value, str) else float(value)  # type: ignore[arg-type]
+    except OverflowError:
+        return np.inf if not str(value).lstrip().startswith("-") else -np.inf
+    except (TypeError, ValueError):
+        return np.nan
 
 
 def _keep_latest(valid: pd.DataFrame) -> tuple[pd.DataFrame, int, dict[str, int]]:
@@ -496,7 +524,7 @@ def _dead_letters(
     # addresses, IPs). The caller must scrub them (ingest_platform.privacy) before dead letters
     # reach the warehouse; the raw form stays in the raw store only, identified by payload_sha256.
     clean = rows.astype(object).where(rows.notna(), None)
-    records = clean.to_dict("records")
+    records = [{k: _jsonable(v) for k, v in record.items()} for record in clean.to_dict("records")]
     rejected_at = datetime.now(UTC)
     letters = []
     for record, reason, key in zip(records, reasons, order_ids, strict=True):
