@@ -26,8 +26,7 @@ from ingest_platform.dagster_layer.environments import resources_for
 from ingest_platform.dagster_layer.monitoring import (
     freshness_checks,
     freshness_sensor,
-    loader_lag_job,
-    loader_lag_schedule,
+    loader_lag_sensor,
     orders_loader_lag,
 )
 from ingest_platform.dagster_layer.privacy import hashed_posts
@@ -88,19 +87,18 @@ def make_definitions(environment: str = INGEST_ENV) -> Definitions:
             facebook_posts_job,
             orders_job,
             dead_letter_replay_job,
-            loader_lag_job,
             warehouse_cost_job,
             cost_report_job,
         ],
         schedules=[
             *tiktok_scrape_schedules(tiktok_scrape_job),
             build_schedule_from_partitioned_job(facebook_posts_job, hour_of_day=2, minute_of_hour=45),
-            loader_lag_schedule,
             warehouse_cost_schedule,
             cost_report_schedule,
         ],
         sensors=[
             orders_landing_sensor,
+            loader_lag_sensor,
             check_alert_sensor,
             run_failure_alert_sensor,
             freshness_sensor,
