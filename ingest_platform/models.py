@@ -162,7 +162,14 @@ class DeadLetter(BaseModel):
 
     @classmethod
     def from_payload(cls, *, source: str, reason: str, payload: Any, **extra: Any) -> DeadLetter:
-        text = payload if isinstance(payload, str) else json.dumps(payload, default=str, sort_keys=True)
+        if isinstance(payload, str):
+            text = payload
+        else:
+            try:
+                text = json.dumps(payload, default=str, sort_keys=True)
+            except (RecursionError, ValueError, TypeError):
+                # Hostile nesting (a 2,000-deep object): keep what fits, mark the rest.
+                text = json.dumps(_clip_depth(payload), default=str, sort_keys=True)
         return cls(
             source=source,
             reason=reason,
@@ -170,3 +177,17 @@ class DeadLetter(BaseModel):
             payload_sha256=hashlib.sha256(text.encode("utf-8", "replace")).hexdigest(),
             **extra,
         )
+
+
+_MAX_PAYLOAD_DEPTH = 32
+
+
+def _clip_depth(value: Any, depth: int = 0) -> Any:
+    """``value`` with containers deeper than ``_MAX_PAYLOAD_DEPTH`` replaced by a marker."""
+    if isinstance(value, dict | list | tuple):
+        if depth >= _MAX_PAYLOAD_DEPTH:
+            return "<nested deeper than 32 levels>"
+        if isinstance(value, dict):
+            return {str(k): _clip_depth(v, depth + 1) for k, v in value.items()}
+        return [_clip_depth(v, depth + 1) for v in value]
+    return value
