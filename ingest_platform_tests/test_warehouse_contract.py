@@ -624,3 +624,52 @@ def test_money_is_an_exact_decimal_on_both_engines(wh: Warehouse) -> None:
     assert (int(columns.loc["amount", "p"]), int(columns.loc["amount", "s"])) == (18, 2)
     text = sorted_frame(wh, "SELECT CAST(amount AS VARCHAR) AS s FROM orders ORDER BY order_id")
     assert [str(v) for v in text["s"]] == ["0.10", "0.20", "999999999999.99"]
+
+
+def test_orders_load_and_dead_letters_behave_the_same_on_both_engines(wh: Warehouse, tmp_path: Path) -> None:
+    # The library path behind ORDERS / dead_letters on each engine: exact ids and money, the
+    # version rule, the file ledger, and dead letters keyed by (source, letter_id) from a
+    # table created empty on a fresh warehouse.
+    from ingest_platform.orders.dead_letters import load_dead_letters, replayed_letter_ids
+    from ingest_platform.orders.landing import LandingZone, RecordCountCache
+    from ingest_platform.orders.load import load_order_batch, reconciliation_problems
+    from ingest_platform.privacy.text_scrubber import TextScrubber
+    from ingest_platform.privacy.tokens import Pseudonymizer
+    from ingest_platform.raw_store import RawStore
+
+    pseudo = Pseudonymizer(b"contract-test-key-0123456789abcd!", "c1")
+    scrubber = TextScrubber(pseudo)
+    raw = RawStore(str(tmp_path / "raw"))
+    assert load_dead_letters(raw, wh, scrubber=scrubber, pseudonymizer=pseudo, query_tag="t").new_rows == 0
+    assert replayed_letter_ids(wh) == set()
+
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    zone = LandingZone(str(landing), count_cache=RecordCountCache())
+    created = "2026-11-27T10:00:00Z"
+    rows = [
+        {"order_id": 9007199254740993, "created_at": created, "amount": 0.1},
+        {"order_id": 9007199254740992, "created_at": created, "amount": 0.2},
+        {"order_id": "late", "created_at": "2026-11-28T10:00:00Z", "amount": 5},
+        {"order_id": "bad", "created_at": created, "amount": -1},
+    ]
+    (landing / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    first = load_order_batch(
+        zone, None, apply_privacy=lambda f: f, warehouse=wh, raw_store=raw, run_id="r1", query_tag="t"
+    )
+    older = [{"order_id": "late", "created_at": created, "amount": 1}]
+    (landing / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in older), encoding="utf-8")
+    load_order_batch(
+        zone, None, apply_privacy=lambda f: f, warehouse=wh, raw_store=raw, run_id="r2", query_tag="t"
+    )
+
+    got = sorted_frame(wh, "SELECT order_id, CAST(amount AS VARCHAR) AS a FROM orders ORDER BY order_id")
+    assert got.to_dict("records") == [
+        {"order_id": "9007199254740992", "a": "0.20"},
+        {"order_id": "9007199254740993", "a": "0.10"},
+        {"order_id": "late", "a": "5.00"},
+    ]
+    assert first.reconciles and reconciliation_problems(wh, "r1") == []
+    for _ in range(2):
+        report = load_dead_letters(raw, wh, scrubber=scrubber, pseudonymizer=pseudo, query_tag="t")
+    assert report.by_source == {"ORDERS": 1} and report.new_rows == 0
