@@ -410,3 +410,16 @@ def test_gzip_files_are_listed_and_loaded_or_quarantined(env: dict[str, object])
     assert broken.name == "broken.ndjson.gz" and "gzip" in (broken.quarantine_reason or "")
     assert zone.pending_files() == []
     assert _orders(env).set_index("order_id")["amount"]["C1"] == float(Decimal("1.25"))
+
+
+def test_five_unreadable_files_count_as_rejected_records(env: dict[str, object]) -> None:
+    # Item 11: five quarantined files of 1,000 lines each reported dead_letter_rate 0.0.
+    landing: Path = env["landing"]  # type: ignore[assignment]
+    for i in range(5):
+        (landing / f"junk{i}.jsonl").write_text("\x00not json\n" * 1_000, encoding="utf-8")
+    _write(landing / "good.jsonl", [_order("G")])
+    report = _load(env)
+    assert report.quarantined_files == 5 and report.quarantined_records == 5_000
+    assert report.dead_letter_rate == pytest.approx(5_000 / 5_001)
+    assert report.as_metadata()["dead_letter_rate"] == pytest.approx(round(5_000 / 5_001, 4))
+    assert len(list((landing / "quarantine").glob("*.reason.txt"))) == 5
