@@ -578,3 +578,27 @@ def test_parquet_decimal_and_unsigned_ids_are_exact_text(zone: LandingZone, land
     result = validate_orders(zone.read(zone.pending_files()).frame, source="o")
     assert sorted(result.valid["order_id"]) == ["18446744073709551615", "5", "7"]
     assert result.counts == {"missing_order_id": 1, "invalid_order_id": 1}
+
+
+def test_a_crash_before_the_quarantine_rename_never_leaves_a_file_without_its_reason(
+    zone: LandingZone, landing: Path
+) -> None:
+    (landing / "bad.jsonl").write_text("garbage\n", encoding="utf-8")
+    real_fs = zone.fs
+
+    class DiesOnMove:
+        def __getattr__(self, name: str) -> object:
+            return getattr(real_fs, name)
+
+        def move(self, src: str, dst: str) -> None:
+            raise KeyboardInterrupt("killed before the rename")
+
+    zone.fs = DiesOnMove()  # type: ignore[assignment]
+    with pytest.raises(KeyboardInterrupt):
+        zone.quarantine(str(landing / "bad.jsonl"), "unreadable: garbage")
+    zone.fs = real_fs
+    assert [f.name for f in zone.pending_files()] == ["bad.jsonl"]  # still pending, retried
+    target = zone.quarantine(str(landing / "bad.jsonl"), "unreadable: garbage")
+    assert target is not None
+    quarantined = [p for p in (landing / "quarantine").iterdir() if not p.name.endswith(".txt")]
+    assert all(Path(f"{p}.reason.txt").exists() for p in quarantined) and len(quarantined) == 1

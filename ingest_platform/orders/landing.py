@@ -706,15 +706,12 @@ class LandingZone:
         ``expected``, no longer has the snapshot it was judged on (it stays pending).
         """
         source = path.path if isinstance(path, LandingFile) else str(path)
-        target = self._move(source, QUARANTINE_DIR, companion_suffix=REASON_SUFFIX, expected=expected)
-        if target is None:
-            return None
         note = f"reason: {reason}\noriginal_path: {source}\nquarantined_at: {datetime.now(UTC).isoformat()}\n"
         if expected is not None:
             note += f"fingerprint: {expected.fingerprint}\nsize_bytes: {expected.size_bytes}\n"
-        with self.fs.open_output_stream(target + REASON_SUFFIX) as out:
-            out.write(note.encode("utf-8"))
-        return target
+        return self._move(
+            source, QUARANTINE_DIR, companion_suffix=REASON_SUFFIX, companion_text=note, expected=expected
+        )
 
     def _exists(self, path: str) -> bool:
         return self.fs.get_file_info(path).type != pafs.FileType.NotFound
@@ -739,8 +736,15 @@ class LandingZone:
         folder: str,
         *,
         companion_suffix: str | None = None,
+        companion_text: str | None = None,
         expected: FileSnapshot | None = None,
     ) -> str | None:
+        """Move ``source`` into ``folder`` under a free (possibly shortened) name.
+
+        The companion (``.reason.txt``; ``.origin.txt`` for a shortened name) is written
+        *before* the rename: a crash in between leaves at worst an orphan note beside a file
+        that is still pending, never a quarantined file without its reason.
+        """
         info = self.fs.get_file_info(source)
         if info.type != pafs.FileType.File:
             return None
@@ -749,7 +753,14 @@ class LandingZone:
         directory = self._join(folder)
         self.fs.create_dir(directory, recursive=True)
         name = source.rsplit("/", 1)[-1]
-        candidate = self._free_name(directory, name, companion_suffix)
+        candidate = self._free_name(directory, name, companion_suffix or ORIGIN_SUFFIX)
+        notes: list[str] = []
+        if companion_suffix and companion_text is not None:
+            notes.append(candidate + companion_suffix)
+            self._write_text(notes[-1], companion_text)
+        if candidate.rsplit("/", 1)[-1] != name:
+            notes.append(candidate + ORIGIN_SUFFIX)
+            self._write_text(notes[-1], f"original_path: {source}\n")
         # Local: an atomic rename. S3: copy + delete (not atomic; a crash may leave both, and
         # the next attempt then finds the source and moves it under a suffixed name).
         self.fs.move(source, candidate)
@@ -764,11 +775,14 @@ class LandingZone:
                 # rename: we moved the *new* file. Put it back, pending, under a free name.
                 back = source if not self._exists(source) else self._free_name(self.root_dir, name, None)
                 self.fs.move(candidate, back)
+                for note in notes:
+                    self.fs.delete_file(note)
                 return None
-        if candidate.rsplit("/", 1)[-1] != name:
-            with self.fs.open_output_stream(candidate + ORIGIN_SUFFIX) as out:
-                out.write(f"original_path: {source}\n".encode())
         return candidate
+
+    def _write_text(self, path: str, text: str) -> None:
+        with self.fs.open_output_stream(path) as out:
+            out.write(text.encode("utf-8"))
 
     @property
     def root_dir(self) -> str:
