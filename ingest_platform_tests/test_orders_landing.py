@@ -580,20 +580,21 @@ def test_parquet_decimal_and_unsigned_ids_are_exact_text(zone: LandingZone, land
     assert result.counts == {"missing_order_id": 1, "invalid_order_id": 1}
 
 
-def test_a_crash_before_the_quarantine_rename_never_leaves_a_file_without_its_reason(
+def test_a_crash_while_writing_the_reason_never_leaves_a_quarantined_file_without_it(
     zone: LandingZone, landing: Path
 ) -> None:
+    # The reason is written before the rename: killed while writing it, the file is still pending.
     (landing / "bad.jsonl").write_text("garbage\n", encoding="utf-8")
     real_fs = zone.fs
 
-    class DiesOnMove:
+    class DiesWritingTheReason:
         def __getattr__(self, name: str) -> object:
             return getattr(real_fs, name)
 
-        def move(self, src: str, dst: str) -> None:
-            raise KeyboardInterrupt("killed before the rename")
+        def open_output_stream(self, path: str, *args: object, **kwargs: object) -> object:
+            raise KeyboardInterrupt("killed while writing the reason")
 
-    zone.fs = DiesOnMove()  # type: ignore[assignment]
+    zone.fs = DiesWritingTheReason()  # type: ignore[assignment]
     with pytest.raises(KeyboardInterrupt):
         zone.quarantine(str(landing / "bad.jsonl"), "unreadable: garbage")
     zone.fs = real_fs
