@@ -244,3 +244,28 @@ def test_cli_replays_with_a_one_line_summary_and_documented_exit_codes(
     assert code == 0
     assert capsys.readouterr().out.startswith("1 dead letter(s) selected, replayed 1, 0 still failing")
     assert list(table(setup, "SELECT order_id FROM ORDERS")["order_id"]) == ["OLD-2"]
+
+
+def test_cli_help_shows_an_example_and_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["replay-dead-letters", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert "ingest-platform replay-dead-letters --source ORDERS --reason invalid_amount" in text
+    for code in ("0  every selected", "1  the replay ran", "2  bad arguments", "3  the replay could not run"):
+        assert code in text
+
+
+def test_cli_reports_an_unusable_warehouse_in_one_line_with_exit_code_3(
+    setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    taken = setup["tmp"] / "taken.duckdb"
+    taken.mkdir()  # a directory where the database file should be
+    monkeypatch.setenv("INGEST_ENV", "local")
+    monkeypatch.setenv("INGEST_DUCKDB_PATH", str(taken))
+    monkeypatch.setenv("INGEST_RAW_URI", setup["raw_resource"].uri)
+    monkeypatch.setenv("PRIVACY_HMAC_KEY", HMAC_KEY)
+
+    assert main(["replay-dead-letters"]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("replay-dead-letters: could not replay: ")
