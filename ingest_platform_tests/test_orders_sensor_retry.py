@@ -209,6 +209,29 @@ def test_a_file_being_loaded_is_not_requested_twice(tmp_path: Path, clock: list[
     assert "1 file(s) being loaded" in (skip.skip_message or "")
 
 
+def test_a_failed_file_goes_again_once_its_backoff_is_over_even_if_the_buffer_would_wait(
+    tmp_path: Path, clock: list[datetime]
+) -> None:
+    harness = Harness(tmp_path, retry_backoff_seconds=60)
+    harness.land("orders_e.jsonl", ["E1"])
+    harness.break_warehouse()
+    first = harness.tick()
+    assert isinstance(first, RunRequest) and harness.launch(first) is False
+    harness.heal_warehouse()
+    # A redeploy raised the buffer: one young file with one record would wait an hour.
+    harness.landing = LandingZoneResource(
+        uri=harness.landing.uri,
+        buffer_count_records=10_000,
+        buffer_flush_seconds=3_600,
+        retry_backoff_seconds=60,
+    )
+    clock[0] = datetime.now(UTC) + timedelta(seconds=61)
+    retry = harness.tick()
+    assert isinstance(retry, RunRequest)
+    assert retry.tags["ingest_platform/flush_reason"] == "retry"
+    assert harness.launch(retry) is True and harness.orders_ids() == ["E1"]
+
+
 def test_a_run_that_died_without_a_trace_stops_holding_its_files(
     tmp_path: Path, clock: list[datetime]
 ) -> None:

@@ -2,7 +2,11 @@
 
 The sensor buffers landing files the way the Snowflake Kafka connector buffers records: one run
 when the pending records reach ``buffer_count_records`` or the oldest file is
-``buffer_flush_seconds`` old, with a ``run_key`` so no batch is ever loaded twice.
+``buffer_flush_seconds`` old. Its run key names the attempt at a batch, so a failed load is
+retried (with a backoff) without anyone touching anything; a file being loaded is never requested
+again, so nothing loads twice. The rules are in ``orders_landing_sensor``'s docstring and the
+runbook "ORDERS load retries". The ``orders`` asset is thin: ``orders.load.load_order_batch`` does
+the work and its report becomes metadata and the checks (``orders_reconciliation`` among them).
 """
 
 import json
@@ -365,7 +369,8 @@ def orders_landing_sensor(
 
     * The batch is every pending file that no unfinished ``orders_job`` run is loading and that
       is not waiting out a retry backoff. It flushes when its records reach
-      ``buffer_count_records`` or its oldest file is ``buffer_flush_seconds`` old.
+      ``buffer_count_records``, its oldest file is ``buffer_flush_seconds`` old, or it holds a
+      failed file whose backoff is over.
     * The run key names the *attempt*: ``<batch fingerprint>-<n>``, the fingerprint a hash of
       every file's (path, size, mtime) and ``n`` the number of earlier runs of that fingerprint.
       The daemon skips any key it has seen, failed runs included: a key of the file set alone
@@ -438,7 +443,10 @@ def orders_landing_sensor(
         buffer_count_records=landing.buffer_count_records,
         buffer_flush_seconds=landing.buffer_flush_seconds,
     )
-    if not decision.should_flush:
+    # A failed file whose backoff is over goes now, whatever the buffer says: it already waited.
+    retry_due = [f for f in candidates if f.path in state.retries]
+    flush_reason = decision.reason or ("retry" if retry_due else None)
+    if flush_reason is None:
         return SkipReason(
             f"{decision.records} record(s) in {len(candidates)} file(s) pending, "
             f"oldest {decision.oldest_age_s:.0f}s "
@@ -460,7 +468,7 @@ def orders_landing_sensor(
             }
         },
         tags={
-            "ingest_platform/flush_reason": str(decision.reason),
+            "ingest_platform/flush_reason": flush_reason,
             "ingest_platform/records": str(decision.records),
             BATCH_TAG: batch,
             ATTEMPT_TAG: str(attempt),
