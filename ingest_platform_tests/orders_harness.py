@@ -301,7 +301,9 @@ class RunOutcome:
 class OrdersWorld:
     """One temporary deployment driven like the daemon drives it (see module docstring)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, persistent: bool = False) -> None:
+        """``persistent``: the instance lives in ``root/home`` (sqlite), so several processes
+        (the SIGKILL variant) share its run history; otherwise an ephemeral in-memory instance."""
         from dagster import DagsterInstance
 
         from ingest_platform_tests.conftest import make_dagster_home
@@ -320,7 +322,8 @@ class OrdersWorld:
         self.defs = make_definitions("local")
         self.job = self.defs.get_job_def(JOB_NAME)
         self.sensor = self.defs.get_sensor_def(SENSOR_NAME)
-        self.instance = DagsterInstance.ephemeral()
+        home = self.env["DAGSTER_HOME"]
+        self.instance = DagsterInstance.from_config(home) if persistent else DagsterInstance.ephemeral()
         self.cursor: str | None = None
         self.runs: list[RunOutcome] = []
         self.skipped_keys: list[str] = []
@@ -329,6 +332,7 @@ class OrdersWorld:
         self.after_read_hook: Callable[[list[str]], None] | None = None
 
     def close(self) -> None:
+        self.instance.dispose()
         self._env_cm.__exit__(None, None, None)
 
     # -- producer side ---------------------------------------------------------------------------
@@ -426,7 +430,13 @@ class OrdersWorld:
         error = None
         if not result.success:
             failures = [event for event in result.all_events if event.event_type_value == "STEP_FAILURE"]
-            error = "; ".join(str(event.message)[:300] for event in failures) or "run failed"
+            details = []
+            for event in failures:
+                failure = getattr(event.event_specific_data, "error", None)
+                cause = getattr(failure, "cause", None) or failure
+                text = getattr(cause, "message", None) or str(event.message)
+                details.append(f"{event.step_key}: {text.strip()[:300]}")
+            error = "; ".join(details) or "run failed"
         outcome = RunOutcome(result.run_id, result.success, error)
         self.runs.append(outcome)
         return outcome
