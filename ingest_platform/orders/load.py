@@ -37,13 +37,14 @@ import pandas as pd
 from ingest_platform.models import DeadLetter
 from ingest_platform.orders.landing import LandingFile, LandingZone
 from ingest_platform.orders.validation import VERSION_COLUMNS, ValidationResult, validate_orders
+from ingest_platform.warehouse.ledger import FILE_LEDGER_COLUMNS as _LEDGER_SCHEMA
+from ingest_platform.warehouse.ledger import FILE_LEDGER_KEY, FILE_LEDGER_TABLE
 
 if TYPE_CHECKING:
     from ingest_platform.raw_store import RawStore
     from ingest_platform.warehouse.base import LoadResult, Warehouse
 
 ORDERS_TABLE = "ORDERS"
-FILE_LEDGER_TABLE = "orders_file_ledger"
 FileStatus = Literal["loaded", "quarantined", "changed", "missing"]
 
 
@@ -332,21 +333,7 @@ def _replace(rec: FileReconciliation, **changes: object) -> FileReconciliation:
 
 # -- the per-file ledger ---------------------------------------------------------------------
 
-FILE_LEDGER_COLUMNS: tuple[str, ...] = (
-    "run_id",
-    "path",
-    "fingerprint",
-    "size_bytes",
-    "mtime_ns",
-    "status",
-    "rows_read",
-    "loaded",
-    "superseded",
-    "dead_lettered",
-    "quarantined_records",
-    "quarantine_reason",
-    "recorded_at",
-)
+FILE_LEDGER_COLUMNS: tuple[str, ...] = tuple(name for name, _ in _LEDGER_SCHEMA)
 
 
 def record_file_ledger(
@@ -380,7 +367,7 @@ def record_file_ledger(
     warehouse.append_dedup(
         FILE_LEDGER_TABLE,
         frame,
-        key_columns=["run_id", "path", "fingerprint"],
+        key_columns=list(FILE_LEDGER_KEY),
         query_tag=query_tag,
         run_id=run_id,
     )
