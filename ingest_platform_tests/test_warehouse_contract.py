@@ -673,3 +673,62 @@ def test_orders_load_and_dead_letters_behave_the_same_on_both_engines(wh: Wareho
     for _ in range(2):
         report = load_dead_letters(raw, wh, scrubber=scrubber, pseudonymizer=pseudo, query_tag="t")
     assert report.by_source == {"ORDERS": 1} and report.new_rows == 0
+
+
+def test_duckdb_fails_at_once_on_an_io_error_whose_path_contains_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "blocked.duckdb" is a directory: an IO error, not a lock conflict, so no retry loop.
+    import duckdb
+
+    from ingest_platform.warehouse import duckdb_warehouse
+
+    path = tmp_path / "clock" / "blocked.duckdb"
+    path.mkdir(parents=True)
+
+    def no_waiting(seconds: float) -> None:
+        raise AssertionError(f"retried a non-lock error (sleep {seconds})")
+
+    monkeypatch.setattr(duckdb_warehouse.time, "sleep", no_waiting)
+    wh = DuckDBWarehouse(path, lock_timeout_s=30)
+    with pytest.raises(duckdb.IOException, match="Is a directory"):
+        wh.list_tables()
+
+
+def test_duckdb_waits_its_turn_on_a_real_lock_conflict(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import sys
+
+    from ingest_platform.warehouse import duckdb_warehouse
+
+    path = tmp_path / "wh.duckdb"
+    script = (
+        f"import duckdb, sys\nc = duckdb.connect({str(path)!r})\nprint('held', flush=True)\nsys.stdin.read()"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        waits: list[float] = []
+        real_sleep = duckdb_warehouse.time.sleep
+
+        def release_on_first_wait(seconds: float) -> None:
+            # time.sleep is the module's: subprocess polling calls it too, so only the first
+            # call (the warehouse's back-off) releases the lock; later calls really sleep.
+            if not waits:
+                waits.append(seconds)
+                assert holder.stdin is not None
+                holder.stdin.close()  # the other process lets go of the file
+                holder.wait(timeout=30)
+            else:
+                real_sleep(seconds)
+
+        monkeypatch.setattr(duckdb_warehouse.time, "sleep", release_on_first_wait)
+        assert DuckDBWarehouse(path, lock_timeout_s=60).list_tables() == []
+        assert waits == [0.05]  # it waited (a lock conflict), then got the file
+    finally:
+        holder.kill()
+        holder.wait()

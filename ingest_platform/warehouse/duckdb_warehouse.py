@@ -70,6 +70,17 @@ def _arrow_type(kind: ColumnKind) -> pa.DataType:
     }[kind]
 
 
+# DuckDB's own words for "another process holds the write lock". Matching a bare "lock" would
+# also match the file's path (".../blocked.duckdb", "/srv/clock/"), and every IO error there
+# would wait the whole lock timeout before failing.
+_LOCK_CONFLICT_MARKERS: tuple[str, ...] = ("could not set lock on file", "conflicting lock")
+
+
+def _is_lock_conflict(exc: BaseException) -> bool:
+    message = str(exc).lower()
+    return any(marker in message for marker in _LOCK_CONFLICT_MARKERS)
+
+
 class DuckDBSession(Session):
     """One DuckDB connection (or cursor) for one operation."""
 
@@ -135,7 +146,7 @@ class DuckDBWarehouse(Warehouse):
                 break
             except duckdb.IOException as exc:
                 # another process holds the write lock: wait our turn rather than fail the run
-                if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+                if not _is_lock_conflict(exc) or time.monotonic() >= deadline:
                     raise
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
