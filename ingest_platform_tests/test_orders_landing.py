@@ -603,3 +603,20 @@ def test_a_crash_while_writing_the_reason_never_leaves_a_quarantined_file_withou
     assert target is not None
     quarantined = [p for p in (landing / "quarantine").iterdir() if not p.name.endswith(".txt")]
     assert all(Path(f"{p}.reason.txt").exists() for p in quarantined) and len(quarantined) == 1
+
+
+def test_a_csv_line_that_is_not_utf8_is_one_reject_not_a_quarantined_file(
+    zone: LandingZone, landing: Path
+) -> None:
+    (landing / "a.csv").write_bytes(b"order_id,amount\nA,1\nB\xff\xfe,2\nC,3\n\x00\xc3,4\nD,5\n")
+    read = zone.read(zone.pending_files())
+    assert read.bad_files == {}
+    assert read.frame["order_id"].tolist() == ["A", "C", "D"]
+    assert read.frame["_source_line"].tolist() == [2, 4, 6]
+    assert [(r.source_line, r.reason) for r in read.rejects] == [
+        (3, "malformed_csv_row"),
+        (5, "malformed_csv_row"),
+    ]
+    assert "invalid UTF-8" in read.rejects[0].payload and "B" in json.loads(read.rejects[0].payload)["raw"]
+    [snapshot] = read.snapshots.values()
+    assert snapshot.lines == 5

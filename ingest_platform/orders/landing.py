@@ -27,7 +27,8 @@ Rules (see also docs/runbooks.md, "ORDERS landing zone"):
   (Arrow int64 cast to text, or Python ints on the line-by-line path), floats arrive as
   ``Decimal`` so validation can reject a non-integral numeric id.
 * **Hostile content never raises.** Invalid UTF-8, NUL bytes, deep nesting, 10 MB lines,
-  ``1e400`` or 5000-digit numbers: a bad line becomes a dead letter with a reason, a bad file
+  ``1e400`` or 5000-digit numbers: a bad line (a CSV line that is not UTF-8 included) becomes a
+  dead letter with a reason, a bad file
   is quarantined with a reason, and every line is accounted for (``ReadResult.lines``,
   ``bad_file_records`` for quarantined files, which count as rejected records).
 * **Long names.** Names near the 255-byte filesystem limit are shortened (prefix + hash) when
@@ -610,6 +611,13 @@ class LandingZone:
             strings_can_be_null=True,
             null_values=[""],
         )
+        # A line that is not UTF-8 costs that line, not the file: it is swapped for a marker row
+        # with one field too many, which the invalid-row handler below turns into a reject.
+        originals: dict[int, bytes] = {}
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            data, originals = _mark_invalid_utf8_lines(data, len(names))
         parse = pa_csv.ParseOptions(newlines_in_values=True)
         invalid: list[tuple[int | None, str, str]] = []
         try:
@@ -619,6 +627,10 @@ class LandingZone:
             # recording rows with the wrong number of fields.
             def on_invalid(row: pa_csv.InvalidRow) -> str:
                 error = f"expected {row.expected_columns} fields, got {row.actual_columns}"
+                if row.text.startswith(_INVALID_UTF8_MARKER):
+                    number = int(row.text[len(_INVALID_UTF8_MARKER) :].split(",", 1)[0])
+                    invalid.append((number, row.text, "invalid UTF-8"))
+                    return "skip"
                 invalid.append((row.number, row.text, error))
                 return "skip"
 
@@ -639,7 +651,13 @@ class LandingZone:
         frame["_source_line"] = lines[: len(frame)]
         rejects = [
             self._line_reject(
-                path, n or 0, text.encode("utf-8", "replace"), "malformed_csv_row", error, run_id, fingerprint
+                path,
+                n or 0,
+                originals[n] if n in originals else text.encode("utf-8", "replace"),
+                "malformed_csv_row",
+                error,
+                run_id,
+                fingerprint,
             )
             for n, text, error in invalid
         ]
@@ -867,6 +885,26 @@ def _count_lines(
             count += chunk.count(b"\n")
             last = chunk[-1:]
     return count + (0 if last == b"\n" else 1)
+
+
+_INVALID_UTF8_MARKER = "\x1finvalid-utf8:"
+
+
+def _mark_invalid_utf8_lines(data: bytes, n_fields: int) -> tuple[bytes, dict[int, bytes]]:
+    """Swap each non-UTF-8 line for a marker row (``n_fields + 1`` fields, so always invalid).
+
+    Returns the new bytes and {line number (header = 1): original line}. Linear in the size.
+    """
+    lines = data.split(b"\n")
+    originals: dict[int, bytes] = {}
+    for index, line in enumerate(lines):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            number = index + 1
+            originals[number] = line
+            lines[index] = f"{_INVALID_UTF8_MARKER}{number}".encode() + b"," * n_fields
+    return b"\n".join(lines), originals
 
 
 def _same_snapshot(info: pafs.FileInfo, snapshot: FileSnapshot) -> bool:
