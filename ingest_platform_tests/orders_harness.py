@@ -455,12 +455,15 @@ class OrdersWorld:
             "move": (LandingZone, "mark_processed"),
             "quarantine": (LandingZone, "quarantine"),
         }
-        saved: list[tuple[type, str, Any]] = []
+        saved: list[tuple[type, str, Any, bool]] = []
         calls: dict[str, int] = {}
         hook = self.after_read_hook
 
         def wrap(step: str, owner: type, name: str) -> None:
-            original = owner.__dict__[name]
+            # Looked up through the MRO (merge lives on the Warehouse base class); a renamed step
+            # fails here instead of silently never crashing.
+            original = getattr(owner, name)
+            own = name in owner.__dict__
 
             def wrapper(*args: Any, **kwargs: Any) -> Any:
                 calls[step] = calls.get(step, 0) + 1
@@ -472,17 +475,19 @@ class OrdersWorld:
                     hook([getattr(item, "path", str(item)) for item in items])
                 return result
 
-            saved.append((owner, name, original))
+            saved.append((owner, name, owner.__dict__.get(name), own))
             setattr(owner, name, wrapper)
 
         for step, (owner, name) in steps.items():
-            if name in owner.__dict__:
-                wrap(step, owner, name)
+            wrap(step, owner, name)
         try:
             yield
         finally:
-            for owner, name, original in reversed(saved):
-                setattr(owner, name, original)
+            for owner, name, original, own in reversed(saved):
+                if own:
+                    setattr(owner, name, original)
+                else:
+                    delattr(owner, name)
 
     # -- reading the outcome ---------------------------------------------------------------------
 

@@ -4,7 +4,7 @@
 batch forever lives in the daemon. So this test starts ``dagster-daemon run`` on the project's
 ``workspace.yaml`` with the instance on PostgreSQL (the production storage), the sensors on by
 default, and plays the incident: the warehouse is unusable (its DuckDB path is a directory), a file
-lands, its run fails (and the instance's automatic retries fail too), then the warehouse heals.
+lands, its run fails three times (retries included), then the warehouse heals.
 Nobody touches anything after that: the file must be loaded and moved to ``processed/`` within a
 bounded wait.
 """
@@ -29,9 +29,8 @@ from ingest_platform_tests.conftest import REPO_ROOT, PostgresServer
 pytestmark = pytest.mark.filterwarnings("ignore")
 
 # The sensor ticks every 30 s; a failed run is retried after a backoff. Generous, never a timing assert.
-HEAL_WAIT_S = 240
-FAIL_WAIT_S = 180
-RETRY_QUIET_S = 20
+HEAL_WAIT_S = 300
+FAIL_WAIT_S = 400
 
 
 def instance_yaml(postgres: PostgresServer) -> str:
@@ -84,6 +83,8 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, log_pat
     raise AssertionError(f"{what} did not happen within {timeout_s}s; daemon log tail:\n{tail}")
 
 
+# Each daemon-launched run is a fresh process (tens of seconds on a busy 2-core machine).
+@pytest.mark.timeout(900)
 def test_daemon_loads_a_file_whose_run_failed_once_the_warehouse_heals(
     tmp_path: Path, postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -124,19 +125,15 @@ def test_daemon_loads_a_file_whose_run_failed_once_the_warehouse_heals(
         def orders_runs() -> list:
             return instance.get_runs(filters=RunsFilter(job_name="orders_job"))
 
-        last_change = {"count": -1, "at": time.monotonic()}
-
-        def failed_and_settled() -> bool:
+        def failed_three_times() -> bool:
             runs = orders_runs()
-            if len(runs) != last_change["count"]:
-                last_change.update(count=len(runs), at=time.monotonic())
             failed = [r for r in runs if r.status == DagsterRunStatus.FAILURE]
             busy = [r for r in runs if not r.is_finished]
-            # Heal once a run failed and any immediate automatic retries (dagster.yaml run_retries)
-            # have had their turn and failed too: the cause outlasted them, as in the incident.
-            return bool(failed) and not busy and time.monotonic() - last_change["at"] >= RETRY_QUIET_S
+            # The outage outlasts three attempts (on main: the run and the instance's two automatic
+            # retries, after which the sensor skipped the batch's run key forever).
+            return len(failed) >= 3 and not busy
 
-        wait_for(failed_and_settled, FAIL_WAIT_S, "a failed orders_job run", log_path)
+        wait_for(failed_three_times, FAIL_WAIT_S, "three failed orders_job runs", log_path)
         assert (landing / "orders_incident.jsonl").exists(), "the file moved although every run failed"
 
         shutil.rmtree(duckdb_path)  # heal: DuckDB creates the file on the next open
