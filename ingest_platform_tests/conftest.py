@@ -262,7 +262,9 @@ class PostgresServer:
 
     @property
     def url(self) -> str:
-        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{self.dbname}"
+        # The driver named: SQLAlchemy's default for "postgresql://" is psycopg 3, which is not
+        # installed; dagster-postgres works through psycopg2.
+        return f"postgresql+psycopg2://{self.user}@127.0.0.1:{self.port}/{self.dbname}"
 
 
 def _postgres_bin() -> Path:
