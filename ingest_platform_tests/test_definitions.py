@@ -123,3 +123,15 @@ def test_prod_loads_with_a_real_key_and_reads_snowflake_settings_through_envvars
     result = _python(code, {**env, "INGEST_ENV": "prod", "PRIVACY_HMAC_KEY": key})
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[0] == "snowflake"
+
+
+def test_orders_job_runs_the_load_and_its_own_checks_only(dagster_home) -> None:
+    # Freshness and loader_lag have their own sensors; inside every load run they were two more
+    # step processes that could never fail (a load is always fresh).
+    from ingest_platform.definitions import make_definitions
+
+    job = make_definitions("local").resolve_job_def("orders_job")
+    # The ORDERS checks live in the ORDERS step (check_specs); the ORDERS_loader_lag and
+    # freshness_check steps are gone. test_dagster_layer_warehouse runs orders_job and reads
+    # orders_reconciliation from it.
+    assert {node.name for node in job.graph.node_defs} == {"ORDERS", "dead_letters"}

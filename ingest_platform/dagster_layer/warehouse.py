@@ -16,11 +16,13 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from dagster import (
+    AssetCheckKey,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
+    AssetSelection,
     Config,
     DagsterInstance,
     DagsterRunStatus,
@@ -183,9 +185,15 @@ def orders(
     )
 
 
+# The ORDERS checks evaluated by the load itself. Freshness and loader_lag are the clock's to
+# judge (their own sensors): in every load run they only added two steps (two processes under
+# the multiprocess executor) that could never fail.
+ORDERS_LOAD_CHECKS = ("dead_letter_rate", "order_ids_unique", "orders_reconciliation")
+
 orders_job = define_asset_job(
     "orders_job",
-    selection=[ORDERS_KEY, AssetKey("dead_letters")],
+    selection=AssetSelection.assets(ORDERS_KEY, AssetKey("dead_letters")).without_checks()
+    | AssetSelection.checks(*(AssetCheckKey(ORDERS_KEY, name) for name in ORDERS_LOAD_CHECKS)),
     # No run retries: the landing sensor retries failed files itself, with a backoff, under a
     # new run key (an instant re-execution would hit the same unusable warehouse).
     tags={"ingest_platform/kind": "warehouse_load", "dagster/max_retries": "0"},
