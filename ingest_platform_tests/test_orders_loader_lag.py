@@ -112,3 +112,23 @@ def test_a_healthy_landing_zone_passes(world: OrdersWorld) -> None:
     assert evaluation.passed
     assert numbers(evaluation)["pending_files"] == 0
     assert os.listdir(world.landing) == []
+
+
+def test_check_alert_sensor_alerts_on_the_runless_evaluation(world: OrdersWorld, webhook) -> None:
+    """The evaluation has no run, and the alert sensor still sees it and sends one message."""
+    from dagster import build_sensor_context
+
+    from ingest_platform.dagster_layer.alerts import AlertsResource
+
+    long_ago = datetime.now(UTC) - timedelta(days=1)
+    world.write_file("forgotten.jsonl", (json.dumps(RECORD) + "\n").encode(), mtime=long_ago)
+    _, evaluation = evaluate_lag(world)
+    assert not evaluation.passed
+
+    alert_sensor = world.defs.get_sensor_def("check_alert_sensor")
+    resources = {**world.defs.resources, "alerts": AlertsResource(webhook_url=webhook.url)}
+    context = build_sensor_context(instance=world.instance, resources=resources, definitions=world.defs)
+    alert_sensor.evaluate_tick(context)
+
+    texts = [json.dumps(body) for body in webhook.received]
+    assert len(texts) == 1 and "loader_lag" in texts[0], texts
