@@ -121,6 +121,7 @@ class Harness:
             return None
         result = self.job.execute_in_process(
             run_config=request.run_config,
+            asset_selection=request.asset_selection,
             instance=self.instance,
             tags={**request.tags, "dagster/run_key": request.run_key or ""},
             raise_on_error=False,
@@ -230,6 +231,40 @@ def test_a_failed_file_goes_again_once_its_backoff_is_over_even_if_the_buffer_wo
     assert isinstance(retry, RunRequest)
     assert retry.tags["ingest_platform/flush_reason"] == "retry"
     assert harness.launch(retry) is True and harness.orders_ids() == ["E1"]
+
+
+def test_a_load_killed_after_its_files_moved_still_gets_its_dead_letters_loaded(
+    tmp_path: Path, clock: list[datetime], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ingest_platform.orders.landing import LandingZone
+
+    harness = Harness(tmp_path)
+    path = harness.land("orders_f.jsonl", ["F1", "F2"])
+    with path.open("a") as out:  # one row every rule rejects: a dead letter
+        out.write(json.dumps({"order_id": "F3", "created_at": "2026-11-27T10:00:00Z", "amount": "-5"}) + "\n")
+    original = LandingZone.mark_processed
+
+    def move_then_die(self: LandingZone, files: Any, **kwargs: Any) -> dict[str, str]:
+        original(self, files, **kwargs)
+        raise RuntimeError("killed right after the files moved")
+
+    request = harness.tick()
+    assert isinstance(request, RunRequest)
+    monkeypatch.setattr(LandingZone, "mark_processed", move_then_die)
+    assert harness.launch(request) is False  # ORDERS merged, the file moved, dead_letters never ran
+    monkeypatch.undo()
+    assert harness.pending() == [] and harness.orders_ids() == ["F1", "F2"]
+
+    # Nothing is pending, yet the sensor sees the failed load and runs dead_letters alone.
+    followup = harness.tick()
+    assert isinstance(followup, RunRequest)
+    assert followup.asset_selection is not None
+    assert [key.to_user_string() for key in followup.asset_selection] == ["dead_letters"]
+    assert harness.launch(followup) is True
+    with harness.resources["warehouse"].open() as wh:
+        letters = wh.read_sql("SELECT reason FROM dead_letters")
+    assert list(letters["reason"]) == ["negative_amount"]
+    assert isinstance(harness.tick(), SkipReason)  # done: not requested again
 
 
 def test_a_run_that_died_without_a_trace_stops_holding_its_files(

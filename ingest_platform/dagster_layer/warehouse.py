@@ -205,6 +205,7 @@ orders_job = define_asset_job(
 
 BATCH_TAG = "ingest_platform/batch"
 ATTEMPT_TAG = "ingest_platform/attempt"
+FOLLOWUP_TAG = "ingest_platform/dead_letters_after"
 # Enough history to see every recent attempt of the files still pending; older runs only matter
 # for files that have been failing for days, which the alert has long reported.
 RUN_HISTORY_LIMIT = 500
@@ -240,6 +241,7 @@ class LoadAttempt:
     finished: bool
     succeeded: bool
     end_time: float | None
+    followup_of: str | None = None  # a dead_letters-only run after this failed load run
 
 
 @dataclass(frozen=True)
@@ -285,6 +287,8 @@ def plan_retries(
     all_in_flight = False
     history: dict[str, list[LoadAttempt]] = {version: [] for version in by_version}
     for attempt in attempts:
+        if attempt.followup_of is not None:
+            continue  # loads dead letters only: holds no landing file
         if not attempt.finished:
             if attempt.paths is None:
                 all_in_flight = True
@@ -336,9 +340,39 @@ def load_attempts(
                 finished=finished,
                 succeeded=run.status == DagsterRunStatus.SUCCESS,
                 end_time=end_time,
+                followup_of=run.tags.get(FOLLOWUP_TAG),
             )
         )
     return attempts
+
+
+def dead_letter_followup(
+    attempts: Sequence[LoadAttempt], state: RetryState, policy: RetryPolicy, now: datetime
+) -> tuple[str, int] | None:
+    """(failed load run id, follow-up number) when a dead_letters-only run is due, else None.
+
+    A load run that died after its files moved (SIGKILL, a crash in the last move) leaves its
+    rejects spooled but not in ``dead_letters``, and no pending file would ever run that step
+    again. So once the latest finished load run failed, no load is running, and none of its
+    files waits for a retry, the sensor requests ``dead_letters`` alone (idempotent: keyed by
+    letter id), with the same backoff if that fails too, until one succeeds.
+    """
+    loads = [a for a in attempts if a.followup_of is None]
+    if any(not a.finished for a in attempts) or state.retries:
+        return None
+    finished = sorted((a for a in loads if a.finished), key=lambda a: a.end_time or 0.0)
+    if not finished or finished[-1].succeeded:
+        return None
+    failed = finished[-1]
+    followups = [a for a in attempts if a.followup_of == failed.run_id]
+    if any(a.succeeded for a in followups):
+        return None
+    if followups:
+        last_end = max(a.end_time or 0.0 for a in followups)
+        due = datetime.fromtimestamp(last_end, UTC) + timedelta(seconds=policy.wait_seconds(len(followups)))
+        if due > now:
+            return None
+    return failed.run_id, len(followups)
 
 
 def retry_state(
@@ -391,6 +425,9 @@ def orders_landing_sensor(
       at the capped backoff.
     * It never loads twice: a file being loaded is never requested again until that run ends,
       a loaded file has left the root, and the load itself is an idempotent MERGE.
+    * A load run that failed after its files moved (killed mid-move) is followed by a
+      ``dead_letters``-only run, so its spooled rejects reach the table without a new file
+      (``dead_letter_followup``).
     """
     from ingest_platform.alerting import Alert, deliver
     from ingest_platform.orders.landing import decide_flush, run_key_for
@@ -400,7 +437,8 @@ def orders_landing_sensor(
         landing.retry_backoff_seconds, landing.retry_backoff_max_seconds, landing.retry_alert_after_failures
     )
     pending = landing.open().pending_files()
-    state = plan_retries(pending, load_attempts(context.instance, now=now), policy)
+    attempts = load_attempts(context.instance, now=now)
+    state = plan_retries(pending, attempts, policy)
     cursor = json.loads(context.cursor) if context.cursor else {}
     alerted: dict[str, int] = cursor.get("alerted", {})
     pending_versions = {file.path: file_version(file) for file in pending}
@@ -455,6 +493,14 @@ def orders_landing_sensor(
     retry_due = [f for f in candidates if f.path in state.retries]
     flush_reason = decision.reason or ("retry" if retry_due else None)
     if flush_reason is None:
+        followup = dead_letter_followup(attempts, state, policy, now)
+        if followup is not None:
+            failed_run, number = followup
+            return RunRequest(
+                run_key=f"dead-letters-after-{failed_run}-{number}",
+                asset_selection=[AssetKey("dead_letters")],
+                tags={FOLLOWUP_TAG: failed_run, "ingest_platform/kind": "warehouse_load"},
+            )
         return SkipReason(
             f"{decision.records} record(s) in {len(candidates)} file(s) pending, "
             f"oldest {decision.oldest_age_s:.0f}s "
