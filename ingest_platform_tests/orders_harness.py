@@ -415,17 +415,29 @@ class OrdersWorld:
                     continue
                 tags[RUN_KEY_TAG] = request.run_key
             tags[SENSOR_NAME_TAG] = SENSOR_NAME
-            outcomes.append(self.run_job(request.run_config, tags, crash=crash))
+            selection = list(request.asset_selection) if request.asset_selection else None
+            outcomes.append(self.run_job(request.run_config, tags, crash=crash, asset_selection=selection))
         return outcomes
 
     def run_job(
-        self, run_config: dict[str, Any], tags: dict[str, str], *, crash: tuple[str, int] | None = None
+        self,
+        run_config: dict[str, Any],
+        tags: dict[str, str],
+        *,
+        crash: tuple[str, int] | None = None,
+        asset_selection: list[Any] | None = None,
     ) -> RunOutcome:
+        """Execute ``orders_job`` in process (only ``asset_selection`` when the request names one,
+        e.g. the sensor's dead_letters-only follow-up)."""
         # Console logs at ERROR: hundreds of runs of DEBUG events only slow the machine down.
         quiet = {**run_config, "loggers": {"console": {"config": {"log_level": "ERROR"}}}}
         with self._injections(crash):
             result = self.job.execute_in_process(
-                run_config=quiet, instance=self.instance, tags=tags, raise_on_error=False
+                run_config=quiet,
+                instance=self.instance,
+                tags=tags,
+                raise_on_error=False,
+                asset_selection=asset_selection,
             )
         error = None
         if not result.success:
@@ -470,6 +482,9 @@ class OrdersWorld:
                 if crash is not None and crash[0] == step and calls[step] == crash[1]:
                     raise InjectedCrash(f"injected crash at {step} call {calls[step]}")
                 result = original(*args, **kwargs)
+                # "<step>+": the crash comes right after the step's k-th call did its work.
+                if crash is not None and crash[0] == step + "+" and calls[step] == crash[1]:
+                    raise InjectedCrash(f"injected crash after {step} call {calls[step]}")
                 if step == "read" and hook is not None:
                     items = args[1] if len(args) > 1 else kwargs.get("files", [])
                     hook([getattr(item, "path", str(item)) for item in items])

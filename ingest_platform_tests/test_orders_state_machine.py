@@ -62,7 +62,8 @@ pytestmark = pytest.mark.filterwarnings("ignore")
 ID_POOL: tuple[Any, ...] = ("A1", "A2", "B7", 5, "5", 9007199254740993, 9007199254740992, 12)
 NUMERIC_ID_POOL: tuple[int, ...] = (5, 12, 9007199254740993, 9007199254740992)
 FORMATS = ("jsonl", "csv", "jsonl.gz", "csv.gz", "parquet")
-CRASH_STEPS = ("read", "merge", "spool", "move", "quarantine")
+# A name crashes before that step's k-th call; "name+" right after it (e.g. after the last move).
+CRASH_STEPS = ("read", "merge", "spool", "move", "quarantine", "merge+", "spool+", "move+", "quarantine+")
 MARKER = re.compile(r"mk\d+z")
 SETTLE_TICKS = 12
 
@@ -255,7 +256,8 @@ class OrdersMachine(RuleBasedStateMachine):
         if run is None:
             return
         tags = {k: v for k, v in run.tags.items() if not k.startswith(".dagster")}
-        self.world.run_job(dict(run.run_config), tags)
+        selection = list(run.asset_selection) if run.asset_selection else None
+        self.world.run_job(dict(run.run_config), tags, asset_selection=selection)
 
     @rule()
     def settle(self) -> None:
