@@ -428,6 +428,7 @@ def test_sigkill_mid_load_then_rerun_loses_and_duplicates_nothing(
     """kill -9 the process running orders_job (sensor tick + run in that process) at a random
     point, fail its run as run monitoring would, let the sensor retry: nothing lost or doubled."""
     root = Path(tempfile.mkdtemp(prefix="orders_kill_"))
+    keep = False
     try:
         env = deployment_env(root)
         machine = OrdersMachine.__new__(OrdersMachine)  # reuse the content generators only
@@ -475,8 +476,13 @@ def test_sigkill_mid_load_then_rerun_loses_and_duplicates_nothing(
             for _ in range(SETTLE_TICKS):
                 if not world.tick() and not world.pending_names():
                     break
-            check_world(world, model)
+            try:
+                check_world(world, model)
+            except AssertionError as exc:
+                keep = True  # the landing zone, raw store, warehouse and instance, for a post-mortem
+                raise AssertionError(f"{exc} (kill {kill}; state kept in {root})") from exc
         finally:
             world.close()
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(root, ignore_errors=True)
