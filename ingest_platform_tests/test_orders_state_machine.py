@@ -356,9 +356,15 @@ def check_dead_letters(world: OrdersWorld, model: OrdersModel) -> None:
         markers = set(MARKER.findall(payload))
         assert not markers & good_markers, f"a valid row was dead-lettered: {sorted(markers & good_markers)}"
         seen.update(markers)
-    missing = sorted(set(model.rejected) - set(seen))
-    duplicated = sorted(marker for marker, n in seen.items() if n > 1)
-    assert not missing, f"rejected rows missing from dead_letters: {[model.rejected[m] for m in missing][:3]}"
+    def landed_order(marker: str) -> int:
+        return int(marker[2:-1])
+
+    missing = sorted(set(model.rejected) - set(seen), key=landed_order)
+    duplicated = sorted((marker for marker, n in seen.items() if n > 1), key=landed_order)
+    assert not missing, (
+        f"{len(missing)} of {len(model.rejected)} rejected rows missing from dead_letters, first: "
+        f"{[model.rejected[m] for m in missing][:3]}"
+    )
     assert not duplicated, f"rejected rows in dead_letters more than once: {duplicated[:5]}"
 
 
