@@ -2,8 +2,8 @@
 
     raw_tiktok_posts ───┬▶ hashed_posts ─▶ enriched_posts   (date x target list ─▶ daily)
     raw_facebook_posts ─┘
-    landing/*.jsonl  ─▶ ORDERS                              (sensor-buffered file batches)
-    every reject     ─▶ dead_letters
+    landing/*.jsonl  ─▶ ORDERS                              (sensor-buffered file batches, retried)
+    every reject     ─▶ dead_letters ─▶ dead_letter_replay_job ─▶ ORDERS   (on demand)
 
 Importing this module must not import snowflake, playwright or torch (they load inside runs).
 """
@@ -27,12 +27,11 @@ from ingest_platform.dagster_layer.environments import resources_for
 from ingest_platform.dagster_layer.monitoring import (
     freshness_checks,
     freshness_sensor,
-    loader_lag_job,
-    loader_lag_schedule,
+    loader_lag_sensor,
     orders_loader_lag,
 )
 from ingest_platform.dagster_layer.privacy import hashed_posts
-from ingest_platform.dagster_layer.quality import dead_letters
+from ingest_platform.dagster_layer.quality import dead_letter_replay_job, dead_letters
 from ingest_platform.dagster_layer.reporting import cost_report, cost_report_job, cost_report_schedule
 from ingest_platform.dagster_layer.scheduling import tiktok_scrape_schedules
 from ingest_platform.dagster_layer.sources import raw_facebook_posts, raw_tiktok_posts
@@ -88,19 +87,19 @@ def make_definitions(environment: str = INGEST_ENV) -> Definitions:
             posts_load_job,
             facebook_posts_job,
             orders_job,
-            loader_lag_job,
+            dead_letter_replay_job,
             warehouse_cost_job,
             cost_report_job,
         ],
         schedules=[
             *tiktok_scrape_schedules(tiktok_scrape_job),
             build_schedule_from_partitioned_job(facebook_posts_job, hour_of_day=2, minute_of_hour=45),
-            loader_lag_schedule,
             warehouse_cost_schedule,
             cost_report_schedule,
         ],
         sensors=[
             orders_landing_sensor,
+            loader_lag_sensor,
             check_alert_sensor,
             run_failure_alert_sensor,
             freshness_sensor,

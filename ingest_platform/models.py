@@ -9,8 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
+from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -88,7 +89,11 @@ POST_COLUMNS: tuple[str, ...] = tuple(Post.model_fields)
 
 
 class Order(BaseModel):
-    """One commerce order as it lands (raw, with personal data)."""
+    """One commerce order as it lands (raw, with personal data).
+
+    An optional ``updated_at`` in the landing data orders versions (orders.validation); it is
+    carried as an extra column, not a model field, so generated fixtures keep their shape.
+    """
 
     model_config = ConfigDict(extra="ignore")
 
@@ -102,7 +107,8 @@ class Order(BaseModel):
     customer_ip: str | None = None
     birth_date: str | None = None
     currency: str = "USD"
-    amount: float
+    # Exact money: validation turns amounts into DECIMAL(18,2) (see orders.validation).
+    amount: Decimal
     items: int = 1
     note: str | None = None
 
@@ -117,6 +123,13 @@ class DeadLetter(BaseModel):
 
     ``payload`` must already be scrubbed of personal data before it reaches the warehouse;
     ``payload_sha256`` identifies the raw payload, which stays in the raw store for replay.
+
+    Identity (``letter_id``): a record read from a file is ``"<source>:<file fingerprint>:<line>"``
+    where the fingerprint is a hash of the file's content, so a rerun, a crash half-way through
+    moving files or a renamed and re-landed file gives the same id again and the ``dead_letters``
+    table (keyed by ``source, letter_id``) never holds a record twice. Letters without a file
+    position get a hash of (source, partition key, payload hash, reason). ``status`` is
+    ``pending`` until a replay loads the record (see ``orders.dead_letters``).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -129,10 +142,34 @@ class DeadLetter(BaseModel):
     partition_key: str | None = None
     run_id: str | None = None
     rejected_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    letter_id: str | None = None
+    source_file: str | None = None
+    source_fingerprint: str | None = None
+    source_line: int | None = None
+    status: Literal["pending", "replayed"] = "pending"
+
+    @property
+    def key(self) -> str:
+        """The stable identity: ``letter_id``, or a hash for letters without a file position."""
+        if self.letter_id:
+            return self.letter_id
+        text = "\x1f".join([self.source, self.partition_key or "", self.payload_sha256, self.reason])
+        return f"{self.source}:h:{hashlib.sha256(text.encode('utf-8', 'replace')).hexdigest()[:32]}"
+
+    @staticmethod
+    def file_letter_id(source: str, fingerprint: str, line: int) -> str:
+        return f"{source}:{fingerprint}:{line}"
 
     @classmethod
     def from_payload(cls, *, source: str, reason: str, payload: Any, **extra: Any) -> DeadLetter:
-        text = payload if isinstance(payload, str) else json.dumps(payload, default=str, sort_keys=True)
+        if isinstance(payload, str):
+            text = payload
+        else:
+            try:
+                text = json.dumps(payload, default=str, sort_keys=True)
+            except (RecursionError, ValueError, TypeError):
+                # Hostile nesting (a 2,000-deep object): keep what fits, mark the rest.
+                text = json.dumps(_clip_depth(payload), default=str, sort_keys=True)
         return cls(
             source=source,
             reason=reason,
@@ -140,3 +177,17 @@ class DeadLetter(BaseModel):
             payload_sha256=hashlib.sha256(text.encode("utf-8", "replace")).hexdigest(),
             **extra,
         )
+
+
+_MAX_PAYLOAD_DEPTH = 32
+
+
+def _clip_depth(value: Any, depth: int = 0) -> Any:
+    """``value`` with containers deeper than ``_MAX_PAYLOAD_DEPTH`` replaced by a marker."""
+    if isinstance(value, dict | list | tuple):
+        if depth >= _MAX_PAYLOAD_DEPTH:
+            return "<nested deeper than 32 levels>"
+        if isinstance(value, dict):
+            return {str(k): _clip_depth(v, depth + 1) for k, v in value.items()}
+        return [_clip_depth(v, depth + 1) for v in value]
+    return value

@@ -6,11 +6,16 @@ production, through the same interface. One file per (dataset, partition): a rer
 atomically (write to a temporary name, then move), so reruns never duplicate. A day of TikTok
 posts is sharded by target list (``date=D/list=NAME/posts.parquet``): each list's scrape run
 writes only its own file, so runs of the same day on different workers never overwrite each other.
+
+Dead letters are spooled as JSON Lines under ``dead_letters/source=S/<batch key>.jsonl``. Order
+files use the batch key ``fp=<content fingerprint>``: one spool per file *content*, so the same
+file name landed twice with different rows never overwrites day 1's payloads, and a rerun of the
+same content rewrites the same spool (no duplicates). Spools are split on ``\n`` only.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -22,6 +27,8 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from ingest_platform.models import POST_COLUMNS, DeadLetter, Post
+
+log = logging.getLogger(__name__)
 
 _POST_SCHEMA = pa.schema(
     [
@@ -162,14 +169,56 @@ class RawStore:
         self._atomic_write(path, write)
         return path
 
-    def read_dead_letters(self) -> list[DeadLetter]:
-        selector = pafs.FileSelector(self._path("dead_letters"), recursive=True, allow_not_found=True)
+    def read_dead_letters(self, source: str | None = None) -> list[DeadLetter]:
+        """Every spooled dead letter (of ``source`` if given).
+
+        Spool files are JSON Lines: records are split on ``\n`` only. ``str.splitlines`` would
+        also split on U+2028, U+2029, U+0085 and other separators, which are ordinary data
+        inside a JSON string (``model_dump_json`` does not escape them), and one such record
+        would make every later read fail. A line that still does not parse (a torn write from
+        an older version) is skipped with a warning rather than blocking every other letter.
+        """
+        root = self._path("dead_letters")
+        if source is not None:
+            root = self._path("dead_letters", f"source={source.replace('/', '_')}")
+        selector = pafs.FileSelector(root, recursive=True, allow_not_found=True)
         letters: list[DeadLetter] = []
-        for info in self._fs.get_file_info(selector):
-            if info.type != pafs.FileType.File or not info.path.endswith(".jsonl"):
+        infos = sorted(
+            (i for i in self._fs.get_file_info(selector) if i.type == pafs.FileType.File),
+            key=lambda i: i.path,
+        )
+        for info in infos:
+            if not info.path.endswith(".jsonl") or info.base_name.startswith(".tmp-"):
                 continue
             with self._fs.open_input_stream(info.path) as stream:
-                for line in stream.read().decode().splitlines():
-                    if line.strip():
-                        letters.append(DeadLetter.model_validate(json.loads(line)))
+                data = stream.read()
+            for number, line in enumerate(data.split(b"\n"), start=1):
+                if not line.strip():
+                    continue
+                try:
+                    letters.append(DeadLetter.model_validate_json(line))
+                except ValueError:
+                    log.warning("skipping unreadable dead-letter spool line %s:%d", info.path, number)
         return letters
+
+    def dead_letter(self, letter_id: str) -> DeadLetter | None:
+        """The spooled letter with this id, raw payload included (None if not spooled).
+
+        File letters (``source:fingerprint:line``) are found in their file's spool directly;
+        other ids by a scan of the source's spool.
+        """
+        source, _, rest = letter_id.partition(":")
+        fingerprint = rest.rpartition(":")[0]
+        if fingerprint and fingerprint != "h":
+            path = self.dead_letter_path(source, f"fp={fingerprint}")
+            if self._fs.get_file_info(path).type == pafs.FileType.File:
+                with self._fs.open_input_stream(path) as stream:
+                    for line in stream.read().split(b"\n"):
+                        if line.strip():
+                            try:
+                                letter = DeadLetter.model_validate_json(line)
+                            except ValueError:
+                                continue
+                            if letter.key == letter_id:
+                                return letter
+        return next((letter for letter in self.read_dead_letters(source) if letter.key == letter_id), None)

@@ -232,3 +232,88 @@ def run_dagster_dev(home: Path, env: dict[str, str], log_path: Path) -> Iterator
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=10)
+
+
+# -- hypothesis profiles (orders-harness) ---------------------------------------------------------
+# ``default`` keeps `make test` within minutes; ``HYPOTHESIS_PROFILE=long`` runs far more examples.
+# Tests with their own ``@settings(max_examples=...)`` scale theirs with ``hypothesis_scale()``.
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile("long", max_examples=1_000, deadline=None)
+_hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+def hypothesis_scale() -> int:
+    """How many times more examples the active profile asks for (1 by default, 10 when long)."""
+    return 10 if os.environ.get("HYPOTHESIS_PROFILE") == "long" else 1
+
+
+# -- PostgreSQL on loopback (orders-harness) ------------------------------------------------------
+@dataclass
+class PostgresServer:
+    """A throwaway PostgreSQL server: superuser ``dagster``, database ``dagster``, trust auth on 127.0.0.1."""
+
+    port: int
+    data_dir: Path
+    user: str = "dagster"
+    dbname: str = "dagster"
+
+    @property
+    def url(self) -> str:
+        # The driver named: SQLAlchemy's default for "postgresql://" is psycopg 3, which is not
+        # installed; dagster-postgres works through psycopg2.
+        return f"postgresql+psycopg2://{self.user}@127.0.0.1:{self.port}/{self.dbname}"
+
+
+def _postgres_bin() -> Path:
+    """Debian's server binaries (``make test`` installs ``postgresql`` when they are missing)."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not found:
+        raise RuntimeError(
+            "PostgreSQL server binaries are missing: apt-get install postgresql (make test does)"
+        )
+    return found[-1].parent
+
+
+@pytest.fixture
+def postgres() -> Iterator[PostgresServer]:
+    """Start a PostgreSQL server for one test and stop it afterwards (REFERENCE §12).
+
+    initdb refuses root, so as root the server runs as the ``postgres`` user through ``runuser``,
+    in a data directory outside pytest's root-only tmp tree.
+    """
+    import tempfile
+
+    bin_dir = _postgres_bin()
+    as_root = os.geteuid() == 0
+    prefix = ["runuser", "-u", "postgres", "--"] if as_root else []
+    base = Path(tempfile.mkdtemp(prefix="ingest_pg_"))
+    data = base / "data"
+    data.mkdir()
+    if as_root:
+        base.chmod(0o755)
+        shutil.chown(data, "postgres", "postgres")
+    server = PostgresServer(port=free_port(), data_dir=data)
+    log = base / "server.log"
+    if as_root:
+        log.touch()
+        shutil.chown(log, "postgres", "postgres")
+
+    def run(*args: str) -> None:
+        result = subprocess.run([*prefix, *args], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, f"{args[0]} failed: {result.stdout}{result.stderr}"
+
+    run(str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", server.user, "--no-sync")
+    options = f"-p {server.port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off"
+    run(str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(log), "-w", "start")
+    try:
+        address = ["-h", "127.0.0.1", "-p", str(server.port), "-U", server.user]
+        run(str(bin_dir / "createdb"), *address, server.dbname)
+        yield server
+    finally:
+        subprocess.run(
+            [*prefix, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+            capture_output=True,
+            timeout=120,
+        )
+        shutil.rmtree(base, ignore_errors=True)

@@ -33,6 +33,7 @@ from dagster import (
     materialize,
 )
 
+from ingest_platform.dagster_layer.alerts import AlertsResource
 from ingest_platform.dagster_layer.quality import dead_letters
 from ingest_platform.dagster_layer.resources import (
     LandingZoneResource,
@@ -41,7 +42,12 @@ from ingest_platform.dagster_layer.resources import (
     ThresholdsResource,
     WarehouseResource,
 )
-from ingest_platform.dagster_layer.warehouse import orders, orders_job, orders_landing_sensor
+from ingest_platform.dagster_layer.warehouse import (
+    attempt_run_key,
+    orders,
+    orders_job,
+    orders_landing_sensor,
+)
 from ingest_platform.orders.landing import LandingZone, run_key_for
 from ingest_platform.raw_store import RawStore
 from ingest_platform.sandbox.orders import (
@@ -137,7 +143,9 @@ def age_files(paths: list[Path], seconds: float) -> None:
 
 
 def evaluate_sensor(landing: LandingZoneResource) -> RunRequest | SkipReason:
-    context = build_sensor_context(resources={"landing": landing}, instance=DagsterInstance.ephemeral())
+    context = build_sensor_context(
+        resources={"landing": landing, "alerts": AlertsResource()}, instance=DagsterInstance.ephemeral()
+    )
     return orders_landing_sensor(context)
 
 
@@ -182,7 +190,8 @@ def test_sensor_flushes_on_record_count(tmp: Path, truth: OrderFilesTruth) -> No
     assert isinstance(request, RunRequest)
     files = request.run_config["ops"]["ORDERS"]["config"]["files"]
     assert [Path(f).name for f in files] == [p.name for p in truth.files]  # oldest first, all of them
-    assert request.run_key == run_key_for(landing.open().pending_files())
+    # the first attempt at this batch: its fingerprint, attempt 0
+    assert request.run_key == attempt_run_key(run_key_for(landing.open().pending_files()), 0)
     assert request.tags["ingest_platform/flush_reason"] == "count"
     assert request.tags["ingest_platform/records"] == "120"
 
@@ -453,7 +462,9 @@ def test_a_crash_after_the_commit_but_before_the_files_move_reloads_idempotently
     failed = run_orders(resources, raise_on_error=False)
     assert not failed.success
     assert set(orders_table(resources)["order_id"]) == truth.order_ids  # the MERGE had committed
-    assert pending_names(tmp / "landing") == [p.name for p in truth.files]
+    # Nothing moved: files move (or are quarantined) only after the MERGE, one by one, and the
+    # first move died.
+    assert pending_names(tmp / "landing") == sorted([p.name for p in truth.files] + ["orders_empty.jsonl"])
 
     monkeypatch.undo()
     assert run_orders(resources).success
@@ -470,9 +481,11 @@ def test_a_crash_right_after_the_files_moved_loses_no_reject(
     resources = local_resources(tmp)
     original = LandingZone.mark_processed
 
-    def move_then_die(self: LandingZone, files: Any) -> dict[str, str]:
-        original(self, files)
-        raise RuntimeError("killed right after the files moved")
+    def move_then_die(self: LandingZone, files: Any, **kwargs: Any) -> dict[str, str]:
+        moved = original(self, files, **kwargs)
+        if not self.pending_files():  # the last file has moved: die before anything else
+            raise RuntimeError("killed right after the files moved")
+        return moved
 
     monkeypatch.setattr(LandingZone, "mark_processed", move_then_die)
     assert not run_orders(resources, raise_on_error=False).success
@@ -566,3 +579,101 @@ def test_orders_on_snowflake_loads_reruns_and_survives_a_crashed_merge(
     assert set(after["order_id"]) == truth.order_ids | second.order_ids
     assert after["order_id"].is_unique
     assert pending_names(tmp / "landing") == []
+
+
+# ---- item 7: a fresh warehouse --------------------------------------------------------------
+
+
+def test_a_fresh_warehouse_whose_first_batch_has_no_reject_runs_the_whole_job(tmp: Path) -> None:
+    # No reject anywhere yet: the dead_letters table does not exist when dead_letters runs.
+    rows = [
+        {"order_id": f"F{i}", "created_at": "2026-11-27T10:00:00Z", "amount": "3.50", "currency": "EUR"}
+        for i in range(3)
+    ]
+    (tmp / "landing" / "orders_clean.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    resources = local_resources(tmp)
+    job = Definitions(assets=[orders, dead_letters], jobs=[orders_job], resources=resources).resolve_job_def(
+        "orders_job"
+    )
+
+    result = job.execute_in_process(instance=DagsterInstance.ephemeral(), raise_on_error=False)
+
+    assert result.success
+    assert set(orders_table(resources)["order_id"]) == {"F0", "F1", "F2"}
+    (letters,) = [
+        event
+        for event in result.get_asset_materialization_events()
+        if event.asset_key.to_user_string() == "dead_letters"
+    ]
+    assert letters.materialization.metadata["dagster/row_count"].value == 0
+
+
+# ---- reconciliation and the dead-letter rate (items 11 and reconciliation) ------------------
+
+
+def _clean_rows(prefix: str, n: int) -> str:
+    created = "2026-11-27T10:00:00Z"
+    rows = [
+        {"order_id": f"{prefix}{i}", "created_at": created, "amount": "3.50", "currency": "EUR"}
+        for i in range(n)
+    ]
+    return "".join(json.dumps(r) + "\n" for r in rows)
+
+
+def test_quarantined_lines_count_in_the_dead_letter_rate_and_every_file_reconciles(tmp: Path) -> None:
+    landing = tmp / "landing"
+    (landing / "orders_good.jsonl").write_text(
+        _clean_rows("G", 10) + _clean_rows("G", 2) + '{"order_id": "G99", "amount": "-1"}\n'
+    )
+    for n in range(5):  # unreadable: every line is garbage, so the whole file is quarantined
+        (landing / f"orders_bad_{n}.jsonl").write_text("not json at all\n" * 100)
+    resources = local_resources(tmp)
+
+    result = run_orders(resources)
+
+    meta = materialization_metadata(result)
+    assert meta["files_quarantined"] == 5 and meta["quarantined_records"] == 500
+    # 13 rows read in the good file: 10 loaded, 2 superseded (same ids again), 1 dead-lettered
+    assert (meta["rows_read"], meta["rows_merged"], meta["rows_superseded"], meta["dead_letters"]) == (
+        513,
+        10,
+        2,
+        1,
+    )
+    files = {row["name"]: row for row in meta["files"]}
+    assert files["orders_good.jsonl"]["rows_read"] == 13 and files["orders_good.jsonl"]["fingerprint"]
+    assert all(files[f"orders_bad_{n}.jsonl"]["quarantined_records"] == 100 for n in range(5))
+    checks = check_results(result)
+    assert checks["orders_reconciliation"].passed
+    # Rejected records are the dead letter plus the quarantined lines: 501 of 513, not 0.0.
+    assert checks["dead_letter_rate"].metadata["value"].value == pytest.approx(round(501 / 513, 4))
+    assert not checks["dead_letter_rate"].passed
+
+
+def test_orders_reconciliation_blocks_the_run_when_the_ledger_does_not_add_up(
+    tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ingest_platform.orders import load as load_module
+
+    (tmp / "landing" / "orders_r.jsonl").write_text(_clean_rows("R", 4))
+    resources = local_resources(tmp)
+    original = load_module.record_file_ledger
+
+    def lose_a_row(warehouse: Any, reconciliations: Any, **kwargs: Any) -> Any:
+        # A ledger that says one row more was read than went anywhere.
+        tampered = [load_module._replace(rec, rows_read=rec.rows_read + 1) for rec in reconciliations]
+        return original(warehouse, tampered, **kwargs)
+
+    monkeypatch.setattr(load_module, "record_file_ledger", lose_a_row)
+    job = Definitions(assets=[orders, dead_letters], jobs=[orders_job], resources=resources).resolve_job_def(
+        "orders_job"
+    )
+    result = job.execute_in_process(instance=DagsterInstance.ephemeral(), raise_on_error=False)
+
+    assert not result.success  # blocking ERROR check: the run fails, downstream is skipped
+    evaluation = check_results(result)["orders_reconciliation"]
+    assert not evaluation.passed
+    assert evaluation.metadata["value"].value == 1
+    assert "orders_r.jsonl" in (evaluation.description or "")
+    assert "read 5 but accounted 4" in (evaluation.description or "")
+    assert not [e for e in result.get_asset_materialization_events() if e.asset_key.path == ["dead_letters"]]

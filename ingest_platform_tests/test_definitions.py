@@ -27,6 +27,7 @@ EXPECTED_CHECKS = {
     ("hashed_posts", "no_raw_identifiers"),
     ("ORDERS", "order_ids_unique"),
     ("ORDERS", "dead_letter_rate"),
+    ("ORDERS", "orders_reconciliation"),
     ("raw_tiktok_posts", "proxy_failure_rate"),
     ("raw_tiktok_posts", "captcha_solve_rate"),
     ("raw_tiktok_posts", "schema_drift"),
@@ -70,21 +71,22 @@ def test_every_asset_check_sensor_job_and_schedule_is_present(dagster_home) -> N
         "check_alert_sensor",
         "run_failure_alert_sensor",
         "freshness_checks_sensor",
+        "orders_loader_lag_sensor",
     }
     assert {job.name for job in defs.jobs} >= {
         "tiktok_scrape_job",
         "posts_load_job",
         "facebook_posts_job",
         "orders_job",
-        "orders_loader_lag_job",
+        "dead_letter_replay_job",
         "warehouse_cost_job",
     }
+    # The landing sensor retries failed loads itself (with a backoff): no instant run retries.
+    assert defs.resolve_job_def("orders_job").tags["dagster/max_retries"] == "0"
     schedules = defs.get_repository_def().schedule_defs
-    assert {schedule.job_name for schedule in schedules} >= {
-        "tiktok_scrape_job",
-        "orders_loader_lag_job",
-        "warehouse_cost_job",
-    }
+    assert {schedule.job_name for schedule in schedules} >= {"tiktok_scrape_job", "warehouse_cost_job"}
+    # loader_lag is reported by a sensor without a run (issue #14), not by a 5-minute schedule.
+    assert not [job for job in defs.jobs if "loader_lag" in job.name]
     freshness = {asset for asset, name in checks if "freshness" in name}
     assert freshness == {"raw_tiktok_posts", "ORDERS"}
     groups = {graph.get(key).group_name for key in graph.get_all_asset_keys()}
@@ -188,3 +190,15 @@ def test_a_malformed_local_setting_refuses_to_load_with_one_line(bad: dict[str, 
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("ingest_platform.settings.ConfigError: ")
     assert next(iter(bad)) in last
+
+
+def test_orders_job_runs_the_load_and_its_own_checks_only(dagster_home) -> None:
+    # Freshness and loader_lag have their own sensors; inside every load run they were two more
+    # step processes that could never fail (a load is always fresh).
+    from ingest_platform.definitions import make_definitions
+
+    job = make_definitions("local").resolve_job_def("orders_job")
+    # The ORDERS checks live in the ORDERS step (check_specs); the ORDERS_loader_lag and
+    # freshness_check steps are gone. test_dagster_layer_warehouse runs orders_job and reads
+    # orders_reconciliation from it.
+    assert {node.name for node in job.graph.node_defs} == {"ORDERS", "dead_letters"}

@@ -411,3 +411,212 @@ def test_flush_decision_from_a_real_landing_zone(tmp_path: Path) -> None:
     )
     assert not not_yet.should_flush
     assert not_yet.run_key == by_count.run_key  # same files, same key
+
+
+# -- issue #11: fingerprints, ids, long names, gzip, hostile input --------------------------
+
+
+def test_a_file_replaced_after_the_read_is_not_moved(zone: LandingZone, landing: Path) -> None:
+    # Item 2: the run loaded the old content, then moved the NEW file to processed/ unread.
+    path = _jsonl(landing / "latest.jsonl", [_order(1)])
+    files = zone.pending_files()
+    read = zone.read(files)
+    tmp = _jsonl(landing / "latest.jsonl.tmp", [_order(2), _order(3)])
+    os.replace(tmp, path)
+    assert zone.mark_processed(files, expected=read.snapshots) == {}
+    assert [f.path for f in zone.pending_files()] == [str(path)]
+    again = zone.read(zone.pending_files())
+    assert again.frame["order_id"].tolist() == ["O2", "O3"]
+    assert zone.mark_processed(zone.pending_files(), expected=again.snapshots) == {
+        str(path): str(landing / "processed" / "latest.jsonl")
+    }
+
+
+def test_a_file_that_changes_while_it_is_read_is_left_pending(zone: LandingZone, landing: Path) -> None:
+    path = _jsonl(landing / "a.jsonl", [_order(1)])
+    original = zone._read_bytes
+
+    def read_then_grow(p: str) -> bytes:
+        data = original(p)
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(json.dumps(_order(2)) + "\n")
+        return data
+
+    zone._read_bytes = read_then_grow  # type: ignore[method-assign]
+    result = zone.read(zone.pending_files())
+    assert result.changed == [str(path)] and len(result.frame) == 0 and result.bad_files == {}
+
+
+def test_json_ids_never_go_through_float(zone: LandingZone, landing: Path) -> None:
+    # Item 4: 9007199254740993 and …992 both became 9007199254740992.0, and 5 became "5.0".
+    from ingest_platform.orders.validation import validate_orders
+
+    (landing / "a.jsonl").write_text(
+        '{"order_id": 9007199254740993, "created_at": "2026-11-27T10:00:00Z", "amount": 1}\n'
+        '{"order_id": 9007199254740992, "created_at": "2026-11-27T10:00:00Z", "amount": 1}\n'
+        '{"created_at": "2026-11-27T10:00:00Z", "amount": 1}\n'
+        '{"order_id": 5, "created_at": "2026-11-27T10:00:00Z", "amount": 1}\n',
+        encoding="utf-8",
+    )
+    result = validate_orders(zone.read(zone.pending_files()).frame, source="o")
+    assert result.valid["order_id"].tolist() == ["9007199254740993", "9007199254740992", "5"]
+    assert result.counts == {"missing_order_id": 1} and result.superseded == 0
+
+
+@pytest.mark.parametrize("length", [245, 250, 253, 255])
+def test_names_near_the_filesystem_limit_never_raise_errno_36(
+    zone: LandingZone, landing: Path, length: int
+) -> None:
+    # Item 5: `.reason.txt` or the `__1` suffix pushed the name past 255 bytes (Errno 36).
+    name = "x" * (length - len(".jsonl")) + ".jsonl"
+    targets = []
+    for i in range(2):
+        _jsonl(landing / name, [_order(i)])
+        targets.append(zone.quarantine(str(landing / name), "unreadable: test"))
+        _jsonl(landing / name, [_order(i)])
+        targets.extend(zone.mark_processed([str(landing / name)]).values())
+    assert len(set(targets)) == 4 and all(len(t.rsplit("/", 1)[-1]) <= 255 for t in targets)
+    assert all(name in Path(t + ".reason.txt").read_text() for t in targets[0::2])
+    assert zone.pending_files() == []
+
+
+def test_gzip_order_files_are_listed(zone: LandingZone, landing: Path) -> None:
+    # Item 11: orders.jsonl.gz and .csv.gz were never listed and stayed pending forever.
+    import gzip
+
+    (landing / "a.jsonl.gz").write_bytes(gzip.compress((json.dumps(_order(1)) + "\n").encode()))
+    (landing / "b.csv.gz").write_bytes(gzip.compress(b"order_id,amount\nA,1\nB,2\n"))
+    (landing / "c.tar.gz").write_bytes(b"not an order file")
+    files = {f.name: f.record_count for f in zone.pending_files()}
+    assert files == {"a.jsonl.gz": 1, "b.csv.gz": 2}
+    read = zone.read(zone.pending_files())
+    assert sorted(read.frame["order_id"]) == ["A", "B", "O1"] and read.bad_files == {}
+
+
+# Fragments a hostile producer sends; lines are built from them by hypothesis.
+_HOSTILE = [
+    b'{"order_id": "A", "created_at": "2026-11-27T10:00:00Z", "amount": 1}',
+    b'{"order_id": 9007199254740993, "created_at": 1795773600, "amount": 1e400}',
+    b'{"order_id": 1' + b"0" * 5000 + b', "amount": 1}',
+    b'{"order_id": 5.5, "items": 1e20, "amount": 1e-320}',
+    b'{"order_id": "H", "created_at": "2026-11-27T10:00:00Z", "amount": 1' + b"0" * 400 + b', "items": 1'
+    + b"0" * 30 + b"}",
+    b"[" * 3000 + b"]" * 3000,
+    b'{"a": ' * 2000 + b"1" + b"}" * 2000,
+    b"\xff\xfe\x00garbage\x00",
+    b"\xef\xbb\xbf{\"order_id\": \"B\"}",
+    b'{"order_id": "\xe2\x80\xa8sep\xc2\x85"}',
+    b"not json at all",
+    b"",
+    b"   ",
+    b'{"order_id": null}',
+    b"true",
+]
+
+
+def test_hostile_jsonl_never_raises_and_every_line_is_accounted_for(tmp_path: Path) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from ingest_platform.orders.validation import validate_orders
+
+    scale = 10 if os.environ.get("HYPOTHESIS_PROFILE") == "long" else 1
+    counter = iter(range(10**9))
+
+    @settings(
+        max_examples=40 * scale, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    )
+    @given(
+        lines=st.lists(st.sampled_from(_HOSTILE), min_size=1, max_size=12),
+        big=st.booleans(),
+        suffix=st.sampled_from([".jsonl", ".csv", ".jsonl.gz"]),
+    )
+    def check(lines: list[bytes], big: bool, suffix: str) -> None:
+        import gzip
+
+        root = tmp_path / f"z{next(counter)}"
+        root.mkdir()
+        body = list(lines)
+        if big:
+            body.append(b'{"order_id": "' + b"x" * (2 << 20) + b'"}')  # a 2 MB line
+        data = b"\n".join(body)
+        if suffix == ".csv":
+            data = b"order_id,amount\n" + data
+        path = root / f"f{suffix}"
+        path.write_bytes(gzip.compress(data) if suffix.endswith(".gz") else data)
+        zone = LandingZone(str(root), count_cache=RecordCountCache())
+        result = zone.read(zone.pending_files())
+        validated = validate_orders(result.frame, source="o")
+        accounted = (
+            len(validated.valid) + validated.superseded + len(validated.rejects) + len(result.rejects)
+        )
+        if result.bad_files:
+            assert set(result.bad_files) == {str(path)}
+            assert result.bad_file_records[str(path)] >= 0 and accounted == 0
+        else:
+            [snapshot] = result.snapshots.values()
+            assert snapshot.lines == accounted
+            # every non-blank line is a record, a rejected line, or (CSV) a parsed row
+            if suffix != ".csv":
+                assert accounted == sum(1 for line in data.split(b"\n") if line.strip())
+
+    check()
+
+
+def test_parquet_decimal_and_unsigned_ids_are_exact_text(zone: LandingZone, landing: Path) -> None:
+    from decimal import Decimal
+
+    from ingest_platform.orders.validation import validate_orders
+
+    created = ["2026-11-27T10:00:00Z"] * 3
+    decimals = pa.array([Decimal("5.00"), Decimal("6.50"), None], pa.decimal128(10, 2))
+    table = pa.table({"order_id": decimals, "created_at": created, "amount": [1.0, 2.0, 3.0]})
+    pq.write_table(table, landing / "a.parquet")
+    unsigned = pa.array([2**64 - 1, 7], pa.uint64())
+    table = pa.table({"order_id": unsigned, "created_at": created[:2], "amount": [1.0, 2.0]})
+    pq.write_table(table, landing / "b.parquet")
+    result = validate_orders(zone.read(zone.pending_files()).frame, source="o")
+    assert sorted(result.valid["order_id"]) == ["18446744073709551615", "5", "7"]
+    assert result.counts == {"missing_order_id": 1, "invalid_order_id": 1}
+
+
+def test_a_crash_while_writing_the_reason_never_leaves_a_quarantined_file_without_it(
+    zone: LandingZone, landing: Path
+) -> None:
+    # The reason is written before the rename: killed while writing it, the file is still pending.
+    (landing / "bad.jsonl").write_text("garbage\n", encoding="utf-8")
+    real_fs = zone.fs
+
+    class DiesWritingTheReason:
+        def __getattr__(self, name: str) -> object:
+            return getattr(real_fs, name)
+
+        def open_output_stream(self, path: str, *args: object, **kwargs: object) -> object:
+            raise KeyboardInterrupt("killed while writing the reason")
+
+    zone.fs = DiesWritingTheReason()  # type: ignore[assignment]
+    with pytest.raises(KeyboardInterrupt):
+        zone.quarantine(str(landing / "bad.jsonl"), "unreadable: garbage")
+    zone.fs = real_fs
+    assert [f.name for f in zone.pending_files()] == ["bad.jsonl"]  # still pending, retried
+    target = zone.quarantine(str(landing / "bad.jsonl"), "unreadable: garbage")
+    assert target is not None
+    quarantined = [p for p in (landing / "quarantine").iterdir() if not p.name.endswith(".txt")]
+    assert all(Path(f"{p}.reason.txt").exists() for p in quarantined) and len(quarantined) == 1
+
+
+def test_a_csv_line_that_is_not_utf8_is_one_reject_not_a_quarantined_file(
+    zone: LandingZone, landing: Path
+) -> None:
+    (landing / "a.csv").write_bytes(b"order_id,amount\nA,1\nB\xff\xfe,2\nC,3\n\x00\xc3,4\nD,5\n")
+    read = zone.read(zone.pending_files())
+    assert read.bad_files == {}
+    assert read.frame["order_id"].tolist() == ["A", "C", "D"]
+    assert read.frame["_source_line"].tolist() == [2, 4, 6]
+    assert [(r.source_line, r.reason) for r in read.rejects] == [
+        (3, "malformed_csv_row"),
+        (5, "malformed_csv_row"),
+    ]
+    assert "invalid UTF-8" in read.rejects[0].payload and "B" in json.loads(read.rejects[0].payload)["raw"]
+    [snapshot] = read.snapshots.values()
+    assert snapshot.lines == 5

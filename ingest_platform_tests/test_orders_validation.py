@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -51,11 +52,14 @@ def test_valid_rows_are_typed_like_the_order_model() -> None:
     )
     assert result.rejects == [] and result.counts == {} and result.superseded == 0
     valid = result.valid
-    assert tuple(valid.columns) == OUTPUT_COLUMNS == (*Order.model_fields, "_source_file")
+    assert tuple(valid.columns) == OUTPUT_COLUMNS
+    assert (*Order.model_fields, "updated_at", "version_at", "_source_file") == OUTPUT_COLUMNS
     assert str(valid["created_at"].dtype) == "datetime64[ns, UTC]"
-    assert valid["amount"].dtype == np.float64 and valid["items"].dtype == np.int64
+    # Money is exact (issue #11 item 8): decimal128(18,2), no longer float64.
+    assert str(valid["amount"].dtype) == "decimal128(18, 2)[pyarrow]" and valid["items"].dtype == np.int64
     assert valid["order_id"].tolist() == ["ORD-1", "ORD-2"]  # trimmed
-    assert valid["amount"].tolist() == [12.5, 0.0]
+    assert valid["amount"].tolist() == [Decimal("12.50"), Decimal("0.00")]
+    assert valid["version_at"].tolist() == valid["created_at"].tolist()  # no updated_at
     assert valid["created_at"].tolist() == [pd.Timestamp("2026-11-27T10:00:00Z")] * 2
     assert valid["note"].tolist() == [None, None]
     for record in valid.drop(columns="_source_file").to_dict("records"):
@@ -262,3 +266,83 @@ def test_one_million_rows_validate_in_seconds() -> None:
     assert result.counts == {"negative_amount": 100}
     assert str(result.valid["created_at"].dtype) == "datetime64[ns, UTC]"
     assert result.valid["created_at"].iloc[0] == pd.Timestamp(frame["created_at"].iloc[1])  # row 0 rejected
+
+
+# -- issue #11 rules --------------------------------------------------------------------------
+
+
+def test_updated_at_orders_versions_inside_a_batch() -> None:
+    # Item 6: the version is updated_at when present, else created_at.
+    rows = [
+        _row(order_id="A", amount="1", created_at="2026-11-28T10:00:00Z", updated_at="2026-11-28T10:00:00Z"),
+        _row(order_id="A", amount="2", created_at="2026-11-20T10:00:00Z", updated_at="2026-11-29T10:00:00Z"),
+        _row(order_id="B", amount="3", created_at="2026-11-20T10:00:00Z"),
+        _row(order_id="B", amount="4", created_at="2026-11-21T10:00:00Z", updated_at=None),
+    ]
+    result = validate_orders(_frame(*rows), source="o")
+    got = result.valid.set_index("order_id")
+    assert got.loc["A", "amount"] == Decimal("2.00") and got.loc["B", "amount"] == Decimal("4.00")
+    assert got.loc["A", "version_at"] == pd.Timestamp("2026-11-29T10:00:00Z")
+    assert result.superseded == 2 and result.superseded_by_file == {"landing/a.jsonl": 2}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"items": 1e20}, "invalid_items"),  # was stored as -9223372036854775808
+        ({"items": 2_000_000}, "invalid_items"),
+        ({"amount": 1e308}, "amount_out_of_range"),
+        ({"amount": "1000000000000.01"}, "amount_out_of_range"),
+        ({"amount": 1e-320}, "invalid_amount"),  # not 0.00
+        ({"amount": "12.345"}, "invalid_amount"),  # never rounded
+        ({"order_id": 5.5}, "invalid_order_id"),
+        ({"order_id": float(2**53 + 2)}, "invalid_order_id"),  # digits already lost
+        ({"order_id": Decimal("1e400")}, "invalid_order_id"),
+        ({"order_id": "x" * 257}, "invalid_order_id"),
+        ({"updated_at": "yesterday"}, "invalid_updated_at"),
+    ],
+)
+def test_bounds_and_ids_reject_with_a_reason(overrides: dict[str, Any], reason: str) -> None:
+    result = validate_orders(_frame(_row(**overrides), _row(order_id="OK")), source="o")
+    assert [r.reason for r in result.rejects] == [reason]
+    assert result.valid["order_id"].tolist() == ["OK"]
+
+
+def test_money_keeps_every_cent() -> None:
+    amounts = ["0.10", "19.99", "999999999999.99", "0", "1e2", 0.1, 19.99, 12]
+    frame = _frame(*[_row(order_id=f"A{i}", amount=a) for i, a in enumerate(amounts)])
+    valid = validate_orders(frame, source="o").valid
+    assert [str(v) for v in valid["amount"]] == [
+        "0.10", "19.99", "999999999999.99", "0.00", "100.00", "0.10", "19.99", "12.00"
+    ]
+
+
+def test_integral_float_ids_are_the_same_order_as_integer_ids() -> None:
+    later = _row(order_id="5", amount="2", created_at="2026-11-28T10:00:00Z")
+    frame = _frame(_row(order_id=5.0, amount="1"), later)
+    result = validate_orders(frame, source="o")
+    assert result.valid["order_id"].tolist() == ["5"] and result.superseded == 1
+
+
+def test_a_dead_letter_payload_revalidates_to_the_same_reason(tmp_path) -> None:
+    # Replay re-validates payloads: a JSON number must not come back as text ("5.5" is a valid id).
+    from ingest_platform.orders.landing import LandingZone, RecordCountCache
+
+    lines = [
+        '{"order_id": 5.5, "created_at": "2026-11-27T10:00:00Z", "amount": 1}',
+        '{"order_id": "A", "created_at": "2026-11-27T10:00:00Z", "amount": 12.345}',
+        '{"order_id": 1e400, "created_at": "2026-11-27T10:00:00Z", "amount": 1}',
+        '{"order_id": "B", "created_at": "2026-11-27T10:00:00Z", "amount": 1e400}',
+        '{"order_id": "C", "created_at": "2026-11-27T10:00:00Z", "amount": 1, "items": 1e20}',
+        '{"order_id": "D", "created_at": "2026-11-27T10:00:00Z", "amount": 1}',
+    ]
+    (tmp_path / "a.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    zone = LandingZone(str(tmp_path), count_cache=RecordCountCache())
+    first = validate_orders(zone.read(zone.pending_files()).frame, source="o")
+    assert len(first.rejects) == 5
+    from ingest_platform.orders.dead_letters import payload_frame
+
+    replayed, unparsed = payload_frame(first.rejects)
+    assert unparsed == [] and len(replayed) == 5
+    again = validate_orders(replayed, source="o")
+    assert [r.reason for r in again.rejects] == [r.reason for r in first.rejects] and again.valid.empty

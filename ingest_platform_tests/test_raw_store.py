@@ -53,3 +53,28 @@ def test_unsharded_files_and_missing_days_still_read(tmp_path) -> None:
     empty = store.read_posts("tiktok", "2026-01-01")
     assert len(empty) == 0 and "post_id" in empty.columns
     assert store.post_shards("tiktok", "2026-01-01") == []
+
+
+# -- dead-letter spools (issue #11) ------------------------------------------------------------
+
+
+def test_line_and_paragraph_separators_inside_a_letter_are_data_not_line_breaks(tmp_path) -> None:
+    # Item 1: str.splitlines() split these records and every later read failed with JSONDecodeError.
+    from ingest_platform.models import DeadLetter
+
+    store = RawStore(str(tmp_path / "raw"))
+    texts = ["line\u2028sep", "para\u2029sep", "next\u0085line", "vt\x0bff\x0cfs\x1c", "plain"]
+    letters = [
+        # Text payloads and record keys reach the spool unescaped (dict payloads are escaped).
+        DeadLetter.from_payload(
+            source="ORDERS", reason="invalid_amount", payload=t, record_key=t, letter_id=f"ORDERS:fp:{i}"
+        )
+        for i, t in enumerate(texts)
+    ]
+    store.write_dead_letters("ORDERS", "fp=abc", letters[:3])
+    store.write_dead_letters("ORDERS", "fp=def", letters[3:])
+    read = store.read_dead_letters()
+    assert sorted(letter.payload for letter in read) == sorted(texts)
+    assert sorted(letter.record_key or "" for letter in read) == sorted(texts)
+    assert store.dead_letter("ORDERS:fp:1") == letters[1]
+    assert store.read_dead_letters("OTHER") == []

@@ -572,3 +572,163 @@ def test_object_columns_are_typed_by_content(wh: Warehouse) -> None:
     assert pd.isna(got["flag"].tolist()[1])
     sums = wh.read_sql("SELECT SUM(items) AS total FROM orders")
     assert int(sums["total"][0]) == 3
+
+
+# ---- issue #11: version-ordered MERGE and exact money --------------------------------------
+
+
+def _versioned(ids: list[str], amounts: list[str], versions: list[str]) -> pd.DataFrame:
+    from decimal import Decimal
+
+    import pyarrow as pa
+
+    money = pa.array([Decimal(a) for a in amounts], type=pa.decimal128(18, 2))
+    return pd.DataFrame(
+        {
+            "order_id": ids,
+            "amount": pd.Series(pd.arrays.ArrowExtensionArray(money)),
+            "version_at": pd.to_datetime(versions, utc=True),
+        }
+    )
+
+
+def test_merge_never_replaces_a_newer_version_with_an_older_one(wh: Warehouse) -> None:
+    # Item 6: a later batch carrying an OLDER version of o1 must not overwrite it; a newer or
+    # equal version (o2: newer, o3: tie → the later load wins) does replace.
+    first = _versioned(["o1", "o2", "o3"], ["10.00", "20.00", "30.00"], ["2026-01-05"] * 3)
+    wh.merge("ORDERS", first, key_columns=["order_id"], query_tag="t", version_column="version_at")
+    versions = ["2026-01-01", "2026-01-09", "2026-01-05"]
+    later = _versioned(["o1", "o2", "o3"], ["11.00", "21.00", "31.00"], versions)
+    wh.merge("ORDERS", later, key_columns=["order_id"], query_tag="t", version_column="version_at")
+
+    got = sorted_frame(wh, "SELECT order_id, amount FROM orders ORDER BY order_id")
+    assert [str(a) for a in got["amount"].map(lambda v: f"{float(v):.2f}")] == ["10.00", "21.00", "31.00"]
+
+
+def test_merge_inside_one_frame_keeps_the_greatest_version(wh: Warehouse) -> None:
+    versions = ["2026-01-03", "2026-01-01", "2026-01-02"]
+    frame = _versioned(["o1", "o1", "o1"], ["3.00", "1.00", "2.00"], versions)
+    wh.merge("ORDERS", frame, key_columns=["order_id"], query_tag="t", version_column="version_at")
+    got = sorted_frame(wh, "SELECT amount FROM orders")
+    assert [f"{float(v):.2f}" for v in got["amount"]] == ["3.00"]
+
+
+def test_money_is_an_exact_decimal_on_both_engines(wh: Warehouse) -> None:
+    # Item 8: amounts are DECIMAL(18,2) / NUMBER(18,2), not floats, and keep every cent.
+    frame = _versioned(["a", "b", "c"], ["0.10", "0.20", "999999999999.99"], ["2026-01-01"] * 3)
+    wh.merge("ORDERS", frame, key_columns=["order_id"], query_tag="t", version_column="version_at")
+    columns = wh.read_sql(
+        "SELECT lower(column_name) AS c, numeric_precision AS p, numeric_scale AS s"
+        " FROM information_schema.columns WHERE lower(table_name) = 'orders'"
+    ).set_index("c")
+    assert (int(columns.loc["amount", "p"]), int(columns.loc["amount", "s"])) == (18, 2)
+    text = sorted_frame(wh, "SELECT CAST(amount AS VARCHAR) AS s FROM orders ORDER BY order_id")
+    assert [str(v) for v in text["s"]] == ["0.10", "0.20", "999999999999.99"]
+
+
+def test_orders_load_and_dead_letters_behave_the_same_on_both_engines(wh: Warehouse, tmp_path: Path) -> None:
+    # The library path behind ORDERS / dead_letters on each engine: exact ids and money, the
+    # version rule, the file ledger, and dead letters keyed by (source, letter_id) from a
+    # table created empty on a fresh warehouse.
+    from ingest_platform.orders.dead_letters import load_dead_letters, replayed_letter_ids
+    from ingest_platform.orders.landing import LandingZone, RecordCountCache
+    from ingest_platform.orders.load import load_order_batch, reconciliation_problems
+    from ingest_platform.privacy.text_scrubber import TextScrubber
+    from ingest_platform.privacy.tokens import Pseudonymizer
+    from ingest_platform.raw_store import RawStore
+
+    pseudo = Pseudonymizer(b"contract-test-key-0123456789abcd!", "c1")
+    scrubber = TextScrubber(pseudo)
+    raw = RawStore(str(tmp_path / "raw"))
+    assert load_dead_letters(raw, wh, scrubber=scrubber, pseudonymizer=pseudo, query_tag="t").new_rows == 0
+    assert replayed_letter_ids(wh) == set()
+
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    zone = LandingZone(str(landing), count_cache=RecordCountCache())
+    created = "2026-11-27T10:00:00Z"
+    rows = [
+        {"order_id": 9007199254740993, "created_at": created, "amount": 0.1},
+        {"order_id": 9007199254740992, "created_at": created, "amount": 0.2},
+        {"order_id": "late", "created_at": "2026-11-28T10:00:00Z", "amount": 5},
+        {"order_id": "bad", "created_at": created, "amount": -1},
+    ]
+    (landing / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    first = load_order_batch(
+        zone, None, apply_privacy=lambda f: f, warehouse=wh, raw_store=raw, run_id="r1", query_tag="t"
+    )
+    older = [{"order_id": "late", "created_at": created, "amount": 1}]
+    (landing / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in older), encoding="utf-8")
+    load_order_batch(
+        zone, None, apply_privacy=lambda f: f, warehouse=wh, raw_store=raw, run_id="r2", query_tag="t"
+    )
+
+    got = sorted_frame(wh, "SELECT order_id, CAST(amount AS VARCHAR) AS a FROM orders ORDER BY order_id")
+    assert got.to_dict("records") == [
+        {"order_id": "9007199254740992", "a": "0.20"},
+        {"order_id": "9007199254740993", "a": "0.10"},
+        {"order_id": "late", "a": "5.00"},
+    ]
+    assert first.reconciles and reconciliation_problems(wh, "r1") == []
+    for _ in range(2):
+        report = load_dead_letters(raw, wh, scrubber=scrubber, pseudonymizer=pseudo, query_tag="t")
+    assert report.by_source == {"ORDERS": 1} and report.new_rows == 0
+
+
+def test_duckdb_fails_at_once_on_an_io_error_whose_path_contains_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "blocked.duckdb" is a directory: an IO error, not a lock conflict, so no retry loop.
+    import duckdb
+
+    from ingest_platform.warehouse import duckdb_warehouse
+
+    path = tmp_path / "clock" / "blocked.duckdb"
+    path.mkdir(parents=True)
+
+    def no_waiting(seconds: float) -> None:
+        raise AssertionError(f"retried a non-lock error (sleep {seconds})")
+
+    monkeypatch.setattr(duckdb_warehouse.time, "sleep", no_waiting)
+    wh = DuckDBWarehouse(path, lock_timeout_s=30)
+    with pytest.raises(duckdb.IOException, match="Is a directory"):
+        wh.list_tables()
+
+
+def test_duckdb_waits_its_turn_on_a_real_lock_conflict(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import sys
+
+    from ingest_platform.warehouse import duckdb_warehouse
+
+    path = tmp_path / "wh.duckdb"
+    script = (
+        f"import duckdb, sys\nc = duckdb.connect({str(path)!r})\nprint('held', flush=True)\nsys.stdin.read()"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        waits: list[float] = []
+        real_sleep = duckdb_warehouse.time.sleep
+
+        def release_on_first_wait(seconds: float) -> None:
+            # time.sleep is the module's: subprocess polling calls it too, so only the first
+            # call (the warehouse's back-off) releases the lock; later calls really sleep.
+            if not waits:
+                waits.append(seconds)
+                assert holder.stdin is not None
+                holder.stdin.close()  # the other process lets go of the file
+                holder.wait(timeout=30)
+            else:
+                real_sleep(seconds)
+
+        monkeypatch.setattr(duckdb_warehouse.time, "sleep", release_on_first_wait)
+        assert DuckDBWarehouse(path, lock_timeout_s=60).list_tables() == []
+        assert waits == [0.05]  # it waited (a lock conflict), then got the file
+    finally:
+        holder.kill()
+        holder.wait()

@@ -62,6 +62,20 @@ def _privacy(environment: str) -> PrivacyResource:
     )
 
 
+def _landing_retry() -> dict[str, int]:
+    """Retry policy of the ORDERS landing sensor for failed loads (see the sensor's docstring)."""
+    return {
+        "retry_backoff_seconds": int(setting("ORDERS_RETRY_BACKOFF_SECONDS")),
+        "retry_backoff_max_seconds": int(setting("ORDERS_RETRY_BACKOFF_MAX_SECONDS")),
+        "retry_alert_after_failures": int(setting("ORDERS_RETRY_ALERT_AFTER")),
+    }
+
+
+def orders_sensor_interval_seconds() -> int:
+    """ORDERS_SENSOR_INTERVAL_SECONDS: how often the daemon ticks the landing sensor (read at import)."""
+    return int(setting("ORDERS_SENSOR_INTERVAL_SECONDS"))
+
+
 def local_resources() -> dict[str, Any]:
     home = dagster_home()
     return {
@@ -73,6 +87,7 @@ def local_resources() -> dict[str, Any]:
             uri=_env("ORDERS_LANDING_URI", str(home / "landing" / "orders")),
             buffer_count_records=int(setting("ORDERS_BUFFER_COUNT_RECORDS")),
             buffer_flush_seconds=int(setting("ORDERS_BUFFER_FLUSH_SECONDS")),
+            **_landing_retry(),
         ),
         "proxy_pool": ProxyPoolResource(proxy_list=_secret("PROXY_LIST") or ""),
         "tiktok_scraper": TikTokScraperResource(
@@ -171,6 +186,7 @@ def prod_resources() -> dict[str, Any]:
             uri=EnvVar("ORDERS_LANDING_URI"),
             buffer_count_records=int(setting("ORDERS_BUFFER_COUNT_RECORDS")),
             buffer_flush_seconds=int(setting("ORDERS_BUFFER_FLUSH_SECONDS")),
+            **_landing_retry(),
         ),
         "proxy_pool": ProxyPoolResource(proxy_list=_secret("PROXY_LIST") or ""),
         "tiktok_scraper": TikTokScraperResource(

@@ -297,6 +297,11 @@ class LandingZoneResource(ConfigurableResource):
     uri: str = Field(description="ORDERS_LANDING_URI: directory or s3://bucket/prefix of order files.")
     buffer_count_records: int = Field(default=10_000, ge=1)
     buffer_flush_seconds: int = Field(default=60, ge=1)
+    # A failed load is requested again after min(base * 2^(failures-1), max) seconds; an alert
+    # goes out once a file has failed this many loads in a row (it keeps retrying at the cap).
+    retry_backoff_seconds: int = Field(default=60, ge=0, description="ORDERS_RETRY_BACKOFF_SECONDS")
+    retry_backoff_max_seconds: int = Field(default=900, ge=0, description="ORDERS_RETRY_BACKOFF_MAX_SECONDS")
+    retry_alert_after_failures: int = Field(default=3, ge=1, description="ORDERS_RETRY_ALERT_AFTER")
 
     def open(self, *, source: str = "ORDERS") -> LandingZone:
         """``source`` names the asset that rejects unreadable lines (the dead-letter rate is per asset)."""

@@ -2,11 +2,14 @@
 
 Pure library (no Dagster): ``LandingZone`` lists/reads/moves files in a local directory or an
 object-store prefix, ``decide_flush``/``run_key_for`` drive the sensor, ``validate_orders``
-splits raw records into typed ``Order`` rows and dead letters.
+splits raw records into typed ``Order`` rows and dead letters. ``orders.load.load_order_batch``
+is the one call behind the ORDERS asset; ``orders.dead_letters`` owns the ``dead_letters`` table
+and replay bookkeeping.
 """
 
 from ingest_platform.orders.landing import (
     BufferDecision,
+    FileSnapshot,
     FlushDecision,
     LandingFile,
     LandingZone,
@@ -26,6 +29,7 @@ __all__ = [
     "OUTPUT_COLUMNS",
     "REJECT_REASONS",
     "BufferDecision",
+    "FileSnapshot",
     "FlushDecision",
     "LandingFile",
     "LandingZone",

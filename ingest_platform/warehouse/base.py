@@ -27,6 +27,7 @@ frame column                       DuckDB              Snowflake
 bool                               BOOLEAN             BOOLEAN
 int (incl. nullable Int64)         BIGINT              NUMBER(38,0)
 float                              DOUBLE              FLOAT
+decimal (Arrow decimal128, money)  DECIMAL(18,2)       NUMBER(18,2)
 str                                VARCHAR             VARCHAR
 tz-aware datetime (stored UTC)     TIMESTAMPTZ         TIMESTAMP_TZ
 naive datetime                     TIMESTAMP           TIMESTAMP_NTZ
@@ -90,6 +91,7 @@ class ColumnKind(StrEnum):
     BOOLEAN = "boolean"
     INTEGER = "integer"
     FLOAT = "float"
+    DECIMAL = "decimal"
     STRING = "string"
     TIMESTAMP_TZ = "timestamp_tz"
     TIMESTAMP = "timestamp"
@@ -255,7 +257,11 @@ def _arrow_kind(arrow_type: Any) -> ColumnKind | None:
         return ColumnKind.BOOLEAN
     if types.is_integer(arrow_type):
         return ColumnKind.INTEGER
-    if types.is_floating(arrow_type) or types.is_decimal(arrow_type):
+    if types.is_decimal(arrow_type):
+        # Money: exact on both engines. Scales other than 2 would need their own DDL.
+        money = arrow_type.scale == 2 and arrow_type.precision <= 18
+        return ColumnKind.DECIMAL if money else ColumnKind.FLOAT
+    if types.is_floating(arrow_type):
         return ColumnKind.FLOAT
     if types.is_timestamp(arrow_type):
         return ColumnKind.TIMESTAMP_TZ if arrow_type.tz is not None else ColumnKind.TIMESTAMP
@@ -274,6 +280,7 @@ _ARROW_PASSTHROUGH = frozenset(
         ColumnKind.BOOLEAN,
         ColumnKind.INTEGER,
         ColumnKind.FLOAT,
+        ColumnKind.DECIMAL,
         ColumnKind.DATE,
         ColumnKind.TIMESTAMP,
     }
@@ -578,17 +585,34 @@ class Warehouse(ABC):
         key_columns: Sequence[str],
         query_tag: str,
         run_id: str | None = None,
+        version_column: str | None = None,
     ) -> LoadResult:
         """Upsert ``df`` into ``table`` by ``key_columns`` in one atomic step (see module doc).
 
         Rows whose key exists are updated (only the columns ``df`` carries), the rest inserted.
         Duplicate keys within ``df`` resolve to their last occurrence. Keys must not be null.
+
+        With ``version_column``, a stored row is replaced only by a row whose version is
+        greater than or equal to its own (a tie: the later load wins); a stored row with a
+        NULL version (loaded before versions existed) is always replaced. An older version
+        arriving late leaves the stored row as it is. The frame's own duplicates resolve to the
+        greatest version (the last on a tie), the same rule.
         """
         keys = self._keys(key_columns)
+        version = None
+        if version_column:
+            version = self.canonical(check_identifier(version_column, "version column"))
+        if version_column is not None and len(df):
+            lookup = {str(c).lower(): c for c in df.columns}
+            if version_column.lower() not in lookup:
+                raise ValueError(f"version column {version_column!r} is not in the frame")
+            df = df.sort_values(lookup[version_column.lower()], kind="stable", na_position="first")
         df = _dedup(df, key_columns, keep="last", allow_null=False)
 
         def apply(session: Session, target: str, stage: str | None, columns: list[str]) -> int | None:
-            return self._merge_from_stage(session, target, stage, columns, keys) if stage else 0
+            if not stage:
+                return 0
+            return self._merge_from_stage(session, target, stage, columns, keys, version)
 
         return self._load("merge", table, df, apply, query_tag=query_tag, run_id=run_id)
 
@@ -719,15 +743,28 @@ class Warehouse(ABC):
         sql = f"INSERT INTO {self.quote(target)} ({cols}) SELECT {cols} FROM {self.quote(stage)}"
         return self._affected(session.execute(sql))
 
+    def _version_guard(self, version: str | None) -> str:
+        """SQL condition (aliases t, s) under which a stored row may be replaced."""
+        if version is None:
+            return ""
+        v = self.quote(version)
+        return f" AND (t.{v} IS NULL OR s.{v} >= t.{v})"
+
     def _merge_from_stage(
-        self, session: Session, target: str, stage: str, columns: list[str], keys: list[str]
+        self,
+        session: Session,
+        target: str,
+        stage: str,
+        columns: list[str],
+        keys: list[str],
+        version: str | None = None,
     ) -> int | None:
         missing = [k for k in keys if k not in columns]
         if missing:
             raise ValueError(f"key columns {missing} are not in the frame")
         on = " AND ".join(f"t.{self.quote(k)} = s.{self.quote(k)}" for k in keys)
         updates = ", ".join(f"{self.quote(c)} = s.{self.quote(c)}" for c in columns if c not in keys)
-        matched = f" WHEN MATCHED THEN UPDATE SET {updates}" if updates else ""
+        matched = f" WHEN MATCHED{self._version_guard(version)} THEN UPDATE SET {updates}" if updates else ""
         sql = (
             f"MERGE INTO {self.quote(target)} t USING {self.quote(stage)} s ON {on}{matched}"
             f" WHEN NOT MATCHED THEN INSERT ({self._columns_sql(columns)})"
@@ -786,6 +823,24 @@ class Warehouse(ABC):
         return report.model_copy(
             update={"credits": 0.0, "cost_usd": 0.0, "note": f"{self.engine} bills no warehouse credits"}
         )
+
+    def ensure_table(self, table: str, columns: Mapping[str, ColumnKind]) -> bool:
+        """Create ``table`` with ``columns`` if it does not exist; True if it was created.
+
+        For tables readers query before the first row arrives (a fresh warehouse's
+        ``dead_letters``): an empty table reads as empty instead of failing the query.
+        """
+        target = self._table(table)
+        kinds = {self.canonical(check_identifier(c, "column")): k for c, k in columns.items()}
+        with self._session() as session:
+            if self._target_columns(session, target) is not None:
+                return False
+            session.execute(self._create_table_sql(target, kinds, temporary=False))
+        return True
+
+    def table_exists(self, table: str) -> bool:
+        with self._session() as session:
+            return self._target_columns(session, self._table(table)) is not None
 
     # ---- public API: reads ---------------------------------------------------------------------
 

@@ -43,6 +43,7 @@ _DDL_TYPES: dict[ColumnKind, str] = {
     ColumnKind.BOOLEAN: "BOOLEAN",
     ColumnKind.INTEGER: "BIGINT",
     ColumnKind.FLOAT: "DOUBLE",
+    ColumnKind.DECIMAL: "DECIMAL(18,2)",
     ColumnKind.STRING: "VARCHAR",
     ColumnKind.TIMESTAMP_TZ: "TIMESTAMPTZ",
     ColumnKind.TIMESTAMP: "TIMESTAMP",
@@ -59,6 +60,7 @@ def _arrow_type(kind: ColumnKind) -> pa.DataType:
         ColumnKind.BOOLEAN: pa.bool_(),
         ColumnKind.INTEGER: pa.int64(),
         ColumnKind.FLOAT: pa.float64(),
+        ColumnKind.DECIMAL: pa.decimal128(18, 2),
         ColumnKind.STRING: pa.string(),
         ColumnKind.TIMESTAMP_TZ: pa.timestamp("us", tz="UTC"),
         ColumnKind.TIMESTAMP: pa.timestamp("us"),
@@ -66,6 +68,17 @@ def _arrow_type(kind: ColumnKind) -> pa.DataType:
         ColumnKind.JSON: pa.string(),
         ColumnKind.FLOAT_ARRAY: pa.list_(pa.float32()),
     }[kind]
+
+
+# DuckDB's own words for "another process holds the write lock". Matching a bare "lock" would
+# also match the file's path (".../blocked.duckdb", "/srv/clock/"), and every IO error there
+# would wait the whole lock timeout before failing.
+_LOCK_CONFLICT_MARKERS: tuple[str, ...] = ("could not set lock on file", "conflicting lock")
+
+
+def _is_lock_conflict(exc: BaseException) -> bool:
+    message = str(exc).lower()
+    return any(marker in message for marker in _LOCK_CONFLICT_MARKERS)
 
 
 class DuckDBSession(Session):
@@ -133,7 +146,7 @@ class DuckDBWarehouse(Warehouse):
                 break
             except duckdb.IOException as exc:
                 # another process holds the write lock: wait our turn rather than fail the run
-                if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+                if not _is_lock_conflict(exc) or time.monotonic() >= deadline:
                     raise
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
@@ -190,7 +203,13 @@ class DuckDBWarehouse(Warehouse):
         return batches, nbytes
 
     def _merge_from_stage(
-        self, session: Session, target: str, stage: str, columns: list[str], keys: list[str]
+        self,
+        session: Session,
+        target: str,
+        stage: str,
+        columns: list[str],
+        keys: list[str],
+        version: str | None = None,
     ) -> int | None:
         """UPDATE the matched keys, INSERT the rest (anti-join), in one transaction.
 
@@ -204,10 +223,15 @@ class DuckDBWarehouse(Warehouse):
         t, s = self.quote(target), self.quote(stage)
         on = " AND ".join(f"t.{self.quote(k)} = s.{self.quote(k)}" for k in keys)
         updates = ", ".join(f"{self.quote(c)} = s.{self.quote(c)}" for c in columns if c not in keys)
+        guard = self._version_guard(version)
         session.execute("BEGIN TRANSACTION")
         try:
             updated = (
-                self._affected(session.execute(f"UPDATE {t} AS t SET {updates} FROM {s} AS s WHERE {on}"))
+                self._affected(
+                    session.execute(
+                        f"UPDATE {t} AS t SET {updates} FROM {s} AS s WHERE {on}{guard}"
+                    )
+                )
                 if updates
                 else 0
             )

@@ -101,3 +101,27 @@ def _empty_dtype(kind: str) -> str:
         "float": "float64",
         "timestamp_tz": "datetime64[us, UTC]",
     }.get(kind, "object")
+
+
+# -- the ORDERS per-file reconciliation ledger -------------------------------------------------
+# One row per landing file per load attempt, written by ``orders.load.record_file_ledger``
+# (via ``append_dedup`` keyed by run_id, path, fingerprint) and read by the
+# ``orders_reconciliation`` check: rows_read = loaded + superseded + dead_lettered +
+# quarantined_records for every row.
+FILE_LEDGER_TABLE = "orders_file_ledger"
+FILE_LEDGER_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("run_id", "string"),
+    ("path", "string"),
+    ("fingerprint", "string"),
+    ("size_bytes", "integer"),
+    ("mtime_ns", "integer"),
+    ("status", "string"),
+    ("rows_read", "integer"),
+    ("loaded", "integer"),
+    ("superseded", "integer"),
+    ("dead_lettered", "integer"),
+    ("quarantined_records", "integer"),
+    ("quarantine_reason", "string"),
+    ("recorded_at", "timestamp_tz"),
+)
+FILE_LEDGER_KEY: tuple[str, ...] = ("run_id", "path", "fingerprint")

@@ -118,6 +118,7 @@ _DDL_TYPES: dict[ColumnKind, str] = {
     ColumnKind.BOOLEAN: "BOOLEAN",
     ColumnKind.INTEGER: "NUMBER(38,0)",
     ColumnKind.FLOAT: "FLOAT",
+    ColumnKind.DECIMAL: "NUMBER(18,2)",
     ColumnKind.STRING: "VARCHAR",
     ColumnKind.TIMESTAMP_TZ: "TIMESTAMP_TZ",
     ColumnKind.TIMESTAMP: "TIMESTAMP_NTZ",
