@@ -95,8 +95,8 @@ NUMERIC_SETTINGS: dict[str, tuple[type, float, bool]] = {
     "ORDERS_BUFFER_COUNT_RECORDS": (int, 1, True),
     "ORDERS_BUFFER_FLUSH_SECONDS": (int, 1, True),
     "ORDERS_FRESHNESS_HOURS": (float, 0, False),
-    "ORDERS_RETRY_BACKOFF_SECONDS": (int, 1, True),
-    "ORDERS_RETRY_BACKOFF_MAX_SECONDS": (int, 1, True),
+    "ORDERS_RETRY_BACKOFF_SECONDS": (int, 0, True),  # 0: retry on the next tick
+    "ORDERS_RETRY_BACKOFF_MAX_SECONDS": (int, 0, True),
     "ORDERS_RETRY_ALERT_AFTER": (int, 1, True),
     "ORDERS_SENSOR_INTERVAL_SECONDS": (int, 1, True),
     "SCRAPER_MIN_DELAY_S": (float, 0, True),
