@@ -85,6 +85,24 @@ def environment(**values: str) -> Iterator[None]:
                 os.environ[key] = old
 
 
+def rsa_pem(passphrase: str | None = None) -> tuple[str, bytes]:
+    """A fresh 2048-bit RSA key as PKCS#8 PEM (encrypted when ``passphrase``) and its plain DER."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    encryption = (
+        serialization.BestAvailableEncryption(passphrase.encode())
+        if passphrase
+        else serialization.NoEncryption()
+    )
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    der = key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return pem.decode(), der
+
+
 def make_dagster_home(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(REPO_ROOT / "dagster.yaml", path / "dagster.yaml")

@@ -34,6 +34,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from ingest_platform_tests.conftest import environment
+
 BASE_TIME = datetime(2026, 11, 1, tzinfo=UTC)
 SENSOR_NAME = "orders_landing_sensor"
 JOB_NAME = "orders_job"
@@ -261,20 +263,6 @@ class OrdersModel:
 # -- the deployment -----------------------------------------------------------------------------
 
 
-@contextmanager
-def patched_env(values: dict[str, str]) -> Iterator[None]:
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
-
-
 def deployment_env(root: Path) -> dict[str, str]:
     """The settings that point a local deployment at ``root`` (used in process and in subprocesses)."""
     return {
@@ -315,7 +303,7 @@ class OrdersWorld:
         self.landing.mkdir(parents=True, exist_ok=True)
         self.duckdb_path = Path(self.env["INGEST_DUCKDB_PATH"])
         self.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
-        self._env_cm = patched_env(self.env)
+        self._env_cm = environment(**self.env)
         self._env_cm.__enter__()
         from ingest_platform.definitions import make_definitions
 

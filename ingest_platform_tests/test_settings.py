@@ -7,8 +7,6 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,6 +21,7 @@ from ingest_platform.settings import (
     snowflake_private_key_der,
     uri_problem,
 )
+from ingest_platform_tests.conftest import rsa_pem
 
 GOOD_KEY = "hex:" + hashlib.sha256(b"a test key, never a real one").hexdigest()
 
@@ -51,20 +50,6 @@ def problems_of(env: dict[str, str]) -> str:
     message = str(raised.value)
     assert "\n" not in message
     return message
-
-
-def rsa_pem(passphrase: str | None = None) -> tuple[str, bytes]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    encryption = (
-        serialization.BestAvailableEncryption(passphrase.encode())
-        if passphrase
-        else serialization.NoEncryption()
-    )
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
-    der = key.private_bytes(
-        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return pem.decode(), der
 
 
 # ---- local ---------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from ingest_platform.warehouse.snowflake_warehouse import (
     FAKESNOW_NOP_REGEXES,
     SnowflakeSession,
 )
-from ingest_platform_tests.conftest import modules_loaded_by
+from ingest_platform_tests.conftest import modules_loaded_by, rsa_pem
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # fakesnow's arrow-copy notice
 
@@ -178,23 +178,6 @@ def test_daily_cost_prefers_metering_history_when_readable(
 # ---- authentication: password or key pair, exactly one --------------------------------------------
 
 
-def _rsa_key(passphrase: str | None) -> tuple[str, bytes]:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    encryption = (
-        serialization.BestAvailableEncryption(passphrase.encode())
-        if passphrase
-        else serialization.NoEncryption()
-    )
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
-    der = key.private_bytes(
-        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return pem.decode(), der
-
-
 @pytest.fixture
 def connect_calls() -> Iterator[list[dict[str, Any]]]:
     """The kwargs of every ``snowflake.connector.connect`` call, each answered by fakesnow."""
@@ -232,7 +215,7 @@ def _snowflake_resource(**auth: str | None) -> Any:
 
 
 def test_an_encrypted_private_key_reaches_connect_as_der_bytes(connect_calls: list[dict[str, Any]]) -> None:
-    pem, der = _rsa_key("a passphrase")
+    pem, der = rsa_pem("a passphrase")
     warehouse = _snowflake_resource(
         snowflake_private_key=pem, snowflake_private_key_passphrase="a passphrase"
     ).open()
@@ -251,7 +234,7 @@ def test_an_encrypted_private_key_reaches_connect_as_der_bytes(connect_calls: li
 def test_a_key_file_and_a_password_each_authenticate(
     connect_calls: list[dict[str, Any]], tmp_path: Path
 ) -> None:
-    pem, der = _rsa_key(None)
+    pem, der = rsa_pem(None)
     path = tmp_path / "rsa_key.p8"
     path.write_text(pem)
     _snowflake_resource(snowflake_private_key_path=str(path)).open().read_sql("SELECT 1 AS one")
@@ -273,7 +256,7 @@ def test_a_key_that_does_not_load_is_a_one_line_failure_naming_the_setting(
 ) -> None:
     from dagster import Failure
 
-    pem, _ = _rsa_key("the right passphrase")
+    pem, _ = rsa_pem("the right passphrase")
     with pytest.raises(Failure) as raised:
         _snowflake_resource(snowflake_private_key=pem, **auth).open()
     message = raised.value.description or ""
